@@ -1,0 +1,6 @@
+// Package secret owns the Value type that carries credentials (API tokens, OAuth client
+// secrets, webhook signing secrets, static bearer tokens) through the program without
+// letting them reach logs, error messages, JSON or metrics by accident.
+//
+// It imports nothing from this module.
+package secret
