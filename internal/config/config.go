@@ -89,6 +89,9 @@ type NATS struct {
 	EmbeddedListen string // NATS_EMBEDDED_LISTEN
 	DataDir        string // DATA_DIR
 	Replicas       int    // NATS_REPLICAS
+	// AllowPortFallback lets the embedded server take a free port when
+	// EmbeddedListen is taken (--simulate only).
+	AllowPortFallback bool
 }
 
 // Embedded reports whether the process runs its own NATS server.
@@ -138,7 +141,14 @@ func Load(opts Options) (*Config, error) {
 	if err := envconfig.Process("", &e); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, pe.Value, pe.TypeName)
+			want := map[string]string{"bool": "true or false", "time.Duration": "a duration such as 30s, 5m or 1h", "int": "a whole number", "int64": "a whole number"}[pe.TypeName]
+			if want == "" {
+				want = pe.TypeName
+			}
+			if pe.Value == "" {
+				return nil, &Error{Problems: []error{fmt.Errorf("%s: is set but empty: unset it to use the default, or give %s", pe.KeyName, want)}}
+			}
+			return nil, &Error{Problems: []error{fmt.Errorf("%s: %q is not %s", pe.KeyName, pe.Value, want)}}
 		}
 		return nil, fmt.Errorf("read environment: %w", err)
 	}
@@ -151,7 +161,7 @@ func (e env) build(opts Options) (*Config, error) {
 
 	cfg := &Config{
 		HTTP: HTTP{Addr: e.HTTPAddr, MaxBodyBytes: e.HTTPMaxBodyBytes, CORSOrigins: split(e.CORSAllowedOrigins)},
-		NATS: NATS{URL: strings.TrimSpace(e.NATSURL), EmbeddedListen: e.NATSEmbeddedListen, DataDir: e.DataDir, Replicas: e.NATSReplicas},
+		NATS: NATS{URL: strings.TrimSpace(e.NATSURL), EmbeddedListen: e.NATSEmbeddedListen, DataDir: e.DataDir, Replicas: e.NATSReplicas, AllowPortFallback: opts.Simulate},
 		PagerDuty: PagerDuty{
 			RateLimit:      e.PDRateLimit,
 			WebhookSecrets: secrets(e.PDWebhookSecrets),

@@ -96,7 +96,8 @@ func TestBadSettingsNameTheVariable(t *testing.T) {
 	}{
 		{"no credentials", map[string]string{"API_TOKENS": "x"}, []string{"PAGERDUTY_API_TOKEN: no PagerDuty credentials", "--simulate"}},
 		{"no caller auth", map[string]string{"PAGERDUTY_API_TOKEN": "t"}, []string{"API_TOKENS:", "AUTH_DISABLED=true"}},
-		{"bad duration", map[string]string{"DEPSYNC_INTERVAL": "soon"}, []string{"DEPSYNC_INTERVAL", "soon"}},
+		{"bad duration", map[string]string{"DEPSYNC_INTERVAL": "soon"}, []string{`DEPSYNC_INTERVAL: "soon" is not a duration such as 30s`}},
+		{"empty bool", map[string]string{"AUTH_DISABLED": ""}, []string{"AUTH_DISABLED: is set but empty", "true or false"}},
 		{"negative interval", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "DEPSYNC_INTERVAL": "-1m"}, []string{"DEPSYNC_INTERVAL: must be a positive duration"}},
 		{"bad region", map[string]string{"PAGERDUTY_OAUTH_CLIENT_ID": "c", "PAGERDUTY_OAUTH_CLIENT_SECRET": "s", "PAGERDUTY_OAUTH_SUBDOMAIN": "x", "PAGERDUTY_OAUTH_REGION": "ap", "API_TOKENS": "x"}, []string{`region "ap" is not one of us, eu`}},
 		{"bad url", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "PAGERDUTY_API_URL": "api.pagerduty.com"}, []string{"PAGERDUTY_API_URL"}},

@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pdworker/pdworker/internal/secret"
+)
+
+// AuthConfig says which callers /api/pagerduty accepts.
+type AuthConfig struct {
+	// Tokens are static bearer tokens (API_TOKENS).
+	Tokens []secret.Value
+	// Disabled accepts every caller (AUTH_DISABLED, local development only).
+	Disabled bool
+}
+
+// Authenticator decides whether a request may use /api/pagerduty. Safe for concurrent
+// use.
+type Authenticator struct {
+	cfg AuthConfig
+}
+
+// NewAuthenticator builds an Authenticator; with auth disabled it logs a warning once.
+func NewAuthenticator(cfg AuthConfig, log zerolog.Logger) *Authenticator {
+	if cfg.Disabled {
+		log.Warn().Msg("AUTH_DISABLED=true: /api/pagerduty accepts requests without a token; use this for local development only")
+	}
+	return &Authenticator{cfg: cfg}
+}
+
+var (
+	errNoToken    = errors.New("missing bearer token: send Authorization: Bearer <token> (one of API_TOKENS)")
+	errWrongToken = errors.New("the bearer token is not accepted")
+)
+
+// Authenticate returns nil when the request carries an accepted credential.
+func (a *Authenticator) Authenticate(r *http.Request) error {
+	if a.cfg.Disabled {
+		return nil
+	}
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return errNoToken
+	}
+	token = strings.TrimSpace(token)
+	// Compare against every token so the time taken does not tell which one matched.
+	matched := false
+	for _, t := range a.cfg.Tokens {
+		if t.Equal(token) {
+			matched = true
+		}
+	}
+	if !matched {
+		return errWrongToken
+	}
+	return nil
+}
+
+// require wraps next so that it only runs for authenticated callers.
+func (a *Authenticator) require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.Authenticate(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pdworker"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

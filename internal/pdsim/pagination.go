@@ -1,0 +1,72 @@
+package pdsim
+
+import (
+	"net/url"
+	"strconv"
+)
+
+// Classic (offset) pagination limits
+// (https://developer.pagerduty.com/docs/rest-api-v2/pagination/).
+const (
+	defaultPageLimit = 25
+	maxPageLimit     = 100
+	maxOffsetLimit   = 10000
+)
+
+// page is a parsed classic pagination request.
+type page struct {
+	limit, offset int
+	total         bool
+}
+
+// pageInfo is the pagination part of a classic list answer. Total is null unless the
+// request asked for total=true.
+type pageInfo struct {
+	Limit  int  `json:"limit"`
+	Offset int  `json:"offset"`
+	Total  *int `json:"total"`
+	More   bool `json:"more"`
+}
+
+// parsePage reads limit, offset and total. A limit above 100 is lowered to 100, as
+// PagerDuty does; offset+limit beyond 10000 is refused.
+func parsePage(q url.Values) (page, *apiError) {
+	p := page{limit: defaultPageLimit, total: q.Get("total") == "true"}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return p, invalidInput("Limit must be a non-negative integer.")
+		}
+		if n > 0 {
+			p.limit = min(n, maxPageLimit)
+		}
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return p, invalidInput("Offset must be a non-negative integer.")
+		}
+		p.offset = n
+	}
+	if p.offset+p.limit > maxOffsetLimit {
+		return p, invalidInput("Offset must be less than 10000.")
+	}
+	return p, nil
+}
+
+// window returns the bounds of the page within n items and the page's pagination info.
+func (p page) window(n int) (start, end int, info pageInfo) {
+	start = min(p.offset, n)
+	end = min(p.offset+p.limit, n)
+	info = pageInfo{Limit: p.limit, Offset: p.offset, More: end < n}
+	if p.total {
+		info.Total = &n
+	}
+	return start, end, info
+}
+
+// queryList returns the values of a repeated array parameter, accepting both `k[]` (as
+// go-pagerduty sends) and `k`.
+func queryList(q url.Values, key string) []string {
+	return append(q[key+"[]"], q[key]...)
+}
