@@ -38,7 +38,7 @@ func testSeed() pdsim.Seed {
 }
 
 // simulator starts pdsim over real HTTP with seed.
-func simulator(t *testing.T, opts pdsim.Options, seed pdsim.Seed) (*pdsim.Sim, string) {
+func simulator(t testing.TB, opts pdsim.Options, seed pdsim.Seed) (*pdsim.Sim, string) {
 	t.Helper()
 	sim := pdsim.New(opts)
 	require.NoError(t, sim.Load(seed))
@@ -49,7 +49,7 @@ func simulator(t *testing.T, opts pdsim.Options, seed pdsim.Seed) (*pdsim.Sim, s
 
 // testConfig is a complete configuration for an app on free loopback ports, with an
 // embedded NATS server (natsURL empty) or an external one.
-func testConfig(t *testing.T, simURL string, seed pdsim.Seed, natsURL string) *config.Config {
+func testConfig(t testing.TB, simURL string, seed pdsim.Seed, natsURL string) *config.Config {
 	t.Helper()
 	var accounts []pagerduty.AccountConfig
 	for i, a := range seed.Accounts {
@@ -80,7 +80,7 @@ func fastOptions() Options {
 }
 
 // startApp builds and starts an app and stops it when the test ends.
-func startApp(t *testing.T, cfg *config.Config, opts Options, log zerolog.Logger) *App {
+func startApp(t testing.TB, cfg *config.Config, opts Options, log zerolog.Logger) *App {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -132,7 +132,7 @@ func (r response) errorMessage(t *testing.T) string {
 }
 
 // call sends one request to the app's HTTP API.
-func call(t *testing.T, a *App, method, path, token string, header map[string]string, body string) response {
+func call(t testing.TB, a *App, method, path, token string, header map[string]string, body string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+a.HTTPAddr()+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -154,7 +154,7 @@ func call(t *testing.T, a *App, method, path, token string, header map[string]st
 const createPath = "/api/pagerduty/actions/pagerduty:service:create"
 
 // create calls the service-create action over HTTP.
-func create(t *testing.T, a *App, idempotencyKey, body string) response {
+func create(t testing.TB, a *App, idempotencyKey, body string) response {
 	t.Helper()
 	h := map[string]string{}
 	if idempotencyKey != "" {
