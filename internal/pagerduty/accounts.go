@@ -32,11 +32,15 @@ const (
 
 // Options tune every account's client. Zero values take the defaults above.
 type Options struct {
-	// RateLimit is the client-side budget in requests per minute per account
-	// (PAGERDUTY_RATE_LIMIT, default 900), shared by everything in the process that uses
-	// the account and applied to every HTTP attempt, retries and token fetches included.
-	// No 60-second interval ever holds more than RateLimit request starts; see budget.
+	// RateLimit is the client-side budget in requests per RateWindow per account
+	// (PAGERDUTY_RATE_LIMIT, default 900 per minute), shared by everything in the process
+	// that uses the account and applied to every HTTP attempt, retries and token fetches
+	// included. No interval of RateWindow ever holds more than RateLimit request
+	// starts; see budget.
 	RateLimit int
+	// RateWindow is the period RateLimit counts over: a minute (the default), as
+	// PagerDuty's limits are per minute. Tests shorten it to see pacing within seconds.
+	RateWindow time.Duration
 	// CallTimeout is the deadline of one API call including its retries and, for list
 	// calls, all of its pages (default 30s).
 	CallTimeout time.Duration
@@ -56,9 +60,6 @@ type Options struct {
 	Transport http.RoundTripper
 	// Registerer receives the pdworker_pagerduty_* metrics; nil means no metrics.
 	Registerer prometheus.Registerer
-
-	// budgetWindow is the budget's window, one minute outside tests.
-	budgetWindow time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -92,8 +93,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Transport == nil {
 		o.Transport = cleanhttp.DefaultPooledTransport()
 	}
-	if o.budgetWindow == 0 {
-		o.budgetWindow = time.Minute
+	if o.RateWindow <= 0 {
+		o.RateWindow = time.Minute
 	}
 	return o, nil
 }

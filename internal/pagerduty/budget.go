@@ -13,7 +13,7 @@ import (
 // process sends with that account's credentials: API calls, in-process retries, the
 // re-send after a 401 and OAuth token fetches. It is consulted once per HTTP attempt.
 //
-// Semantics, for a budget of N requests per window W (N = PAGERDUTY_RATE_LIMIT, W = 1
+// Semantics, for a budget of N requests per window W (N = PAGERDUTY_RATE_LIMIT, W = RateWindow: one
 // minute): a token bucket holding burst = max(1, N/60) tokens, refilled at (N−burst)/W.
 // A full bucket plus one window of refill is exactly N tokens, so N+1 request starts
 // would need more than W: no interval of length W (closed or open) ever contains more

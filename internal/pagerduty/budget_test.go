@@ -42,7 +42,7 @@ func TestBudgetBoundsEveryWindow(t *testing.T) {
 		abilitiesOK(w)
 	})
 	f := newFixture(t, h, func(o *pagerduty.Options) {
-		*o = pagerduty.WithBudgetWindow(*o, window)
+		o.RateWindow = window
 		o.RateLimit = perWindow
 		o.CallTimeout = 30 * time.Second
 	})
@@ -88,7 +88,7 @@ func TestBudgetSharedByTokenFetch(t *testing.T) {
 	srvURL := startServer(t, p)
 	opts := testOptions(prometheus.NewRegistry())
 	opts.RateLimit = 2 // burst 1 + 1 refilled per (10 s) window
-	opts = pagerduty.WithBudgetWindow(opts, 10*time.Second)
+	opts.RateWindow = 10 * time.Second
 	opts.CallTimeout = 8 * time.Second
 	accts, err := pagerduty.NewAccounts([]pagerduty.AccountConfig{{
 		ID: "acme", APIURL: srvURL,

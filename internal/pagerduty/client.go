@@ -62,7 +62,7 @@ func newClient(cfg AccountConfig, opts Options, m *metrics, log zerolog.Logger) 
 	attempt := &attemptTransport{
 		account:  cfg.ID,
 		basePath: basePath,
-		budget:   newBudget(opts.RateLimit, opts.budgetWindow, m.wait.WithLabelValues(cfg.ID)),
+		budget:   newBudget(opts.RateLimit, opts.RateWindow, m.wait.WithLabelValues(cfg.ID)),
 		metrics:  m,
 		next:     opts.Transport,
 	}

@@ -24,6 +24,7 @@ type account struct {
 	eps      map[string]*escalationPolicy
 	services map[string]*service
 	settings map[string]*groupingSetting
+	deps     *dependencyGraph // service dependencies (dependencies.go), created on first use
 }
 
 func (a *account) hasAbility(name string) bool { return slices.Contains(a.abilities, name) }
@@ -120,7 +121,7 @@ func (s *Sim) buildAccount(as AccountSeed) (*account, []string, error) {
 		abilities:       sortedUnique(as.Abilities),
 		settingsAPI:     as.AlertGroupingSettingsAPI,
 		settingsList404: as.EmptySettingsList404,
-		limiter:         limiter{limit: s.opts.RateLimit},
+		limiter:         limiter{limit: s.opts.RateLimit, window: s.opts.RateWindow},
 		eps:             map[string]*escalationPolicy{},
 		services:        map[string]*service{},
 		settings:        map[string]*groupingSetting{},

@@ -8,15 +8,17 @@ import (
 	"time"
 )
 
-// rateWindow is the length of the rate-limit window.
-const rateWindow = time.Minute
+// DefaultRateWindow is PagerDuty's rate-limit window.
+const DefaultRateWindow = time.Minute
 
-// limiter counts one account's requests in a fixed 60-second window that opens with
+// limiter counts one account's requests in a fixed window (a minute, as PagerDuty's
+// limits are per minute; Options.RateWindow shortens it for tests) that opens with
 // the first request after the previous window closed. PagerDuty documents the limit
 // and the headers but not the algorithm; a fixed window makes `ratelimit-reset` exact.
 type limiter struct {
 	mu     sync.Mutex
 	limit  int
+	window time.Duration
 	start  time.Time
 	count  int
 	active bool
@@ -27,12 +29,12 @@ type limiter struct {
 func (l *limiter) take(now time.Time) (ok bool, remaining, reset int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.active || !now.Before(l.start.Add(rateWindow)) {
+	if !l.active || !now.Before(l.start.Add(l.window)) {
 		l.start, l.count, l.active = now, 0, true
 	}
 	l.count++
 	remaining = max(l.limit-l.count, 0)
-	reset = max(int(math.Ceil(l.start.Add(rateWindow).Sub(now).Seconds())), 1)
+	reset = max(int(math.Ceil(l.start.Add(l.window).Sub(now).Seconds())), 1)
 	return l.count <= l.limit, remaining, reset
 }
 

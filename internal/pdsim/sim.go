@@ -27,9 +27,12 @@ const maxBodyBytes = 1 << 20
 
 // Options configures a Sim.
 type Options struct {
-	// RateLimit is the number of REST requests each account may make per 60-second
-	// window; 0 means DefaultRateLimit.
+	// RateLimit is the number of REST requests each account may make per RateWindow;
+	// 0 means DefaultRateLimit.
 	RateLimit int
+	// RateWindow is the rate-limit window; 0 means DefaultRateWindow (a minute, as at
+	// PagerDuty). Tests shorten it to see a client's pacing within seconds.
+	RateWindow time.Duration
 	// OAuthTokenTTL is the lifetime of issued OAuth access tokens; 0 means
 	// DefaultOAuthTokenTTL.
 	OAuthTokenTTL time.Duration
@@ -72,6 +75,9 @@ type Sim struct {
 func New(opts Options) *Sim {
 	if opts.RateLimit <= 0 {
 		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = DefaultRateWindow
 	}
 	if opts.OAuthTokenTTL <= 0 {
 		opts.OAuthTokenTTL = DefaultOAuthTokenTTL
@@ -120,6 +126,7 @@ func (s *Sim) apiRoutes() *http.ServeMux {
 	m.HandleFunc("PUT /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleUpdateSetting))
 	m.HandleFunc("DELETE /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleDeleteSetting))
 
+	s.dependencyRoutes(m) // service dependencies (dependencies.go)
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
 	return m
 }
