@@ -28,6 +28,28 @@ const (
 	// BucketActionState holds job claims (Idempotency-Key fingerprints) and the step
 	// checkpoints of running jobs.
 	BucketActionState = "action_state"
+
+	// PagerDuty webhooks (issue 3).
+
+	// BucketWebhookSeen holds one record per processed webhook delivery (by
+	// X-Webhook-Id), kept longer than PagerDuty retries, so a late duplicate is
+	// recognised after JetStream's duplicate window has passed.
+	BucketWebhookSeen = "webhook_seen"
+	// BucketLiveView holds the live view of PagerDuty services built from webhooks:
+	// open incidents and counts per service, and the incident → service index.
+	BucketLiveView = "pagerduty_live"
+
+	// Catalog, mappings and dependency sync (issue 4).
+
+	// BucketMappings holds explicit PagerDuty service ↔ Backstage entity mappings and
+	// the plugin settings rows.
+	BucketMappings = "mappings"
+	// BucketCatalogEntities holds the snapshot of every Backstage entity the catalog
+	// consumers saw (annotations, dependsOn) and the catalog watcher's etags.
+	BucketCatalogEntities = "catalog_entities"
+	// BucketDepsync holds the dependency-sync lease, the last observed PagerDuty
+	// dependencies per service and edges PagerDuty refused.
+	BucketDepsync = "depsync"
 )
 
 const (
@@ -120,6 +142,40 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 			Bucket:      BucketActionState,
 			Description: "scaffolder job claims and step checkpoints",
 			TTL:         jobRetention,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		},
+		// PagerDuty webhooks (issue 3): seen records expire after WebhookSeenTTL; the
+		// live view is kept until changed.
+		{
+			Bucket:      BucketWebhookSeen,
+			Description: "processed PagerDuty webhook deliveries by webhook id",
+			TTL:         WebhookSeenTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		},
+		{
+			Bucket:      BucketLiveView,
+			Description: "live view of PagerDuty services built from webhooks",
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		},
+		// Catalog, mappings and dependency sync (issue 4): kept until changed.
+		{
+			Bucket:      BucketMappings,
+			Description: "PagerDuty service to Backstage entity mappings and plugin settings",
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		},
+		{
+			Bucket:      BucketCatalogEntities,
+			Description: "Backstage catalog entity snapshots and watcher state",
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+		},
+		{
+			Bucket:      BucketDepsync,
+			Description: "dependency-sync lease, observed PagerDuty dependencies and refused edges",
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
 		},

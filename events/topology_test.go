@@ -38,7 +38,7 @@ func TestProvisionCreatesTheTable(t *testing.T) {
 			require.NoError(t, err)
 			st, err := kv.Status(ctx)
 			require.NoError(t, err)
-			assert.Equal(t, 7*24*time.Hour, st.TTL())
+			assert.Equal(t, want.TTL, st.TTL())
 		})
 	}
 

@@ -31,7 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	simulate := fs.Bool("simulate", false, "run against an in-process PagerDuty simulator with demo data (no PagerDuty account, no NATS install)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pdworker [--simulate] | pdworker version")
+		fmt.Fprintln(stderr, "usage: pdworker [--simulate] | pdworker sync [--dry-run] [--force] [--refresh] [entityRef…] | pdworker version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch fs.Arg(0) {
 	case "":
+	case "sync":
+		return runSync(ctx, fs.Args()[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pdworker", version())
 		return 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,8 +18,15 @@ import (
 
 	"github.com/pdworker/pdworker/actions"
 	"github.com/pdworker/pdworker/events"
+	"github.com/pdworker/pdworker/internal/backstageauth"
+	"github.com/pdworker/pdworker/internal/card"
+	"github.com/pdworker/pdworker/internal/catalog"
+	"github.com/pdworker/pdworker/internal/catalogwatch"
 	"github.com/pdworker/pdworker/internal/config"
+	"github.com/pdworker/pdworker/internal/depsync"
 	"github.com/pdworker/pdworker/internal/httpapi"
+	"github.com/pdworker/pdworker/internal/liveview"
+	"github.com/pdworker/pdworker/internal/mapping"
 	"github.com/pdworker/pdworker/internal/pagerduty"
 	"github.com/pdworker/pdworker/schemas"
 	"github.com/pdworker/pdworker/workers"
@@ -51,6 +59,9 @@ type App struct {
 	demo     string
 
 	consumers []*workers.Consumer
+	// background are long-running loops (periodic jobs) started by Start and stopped
+	// with the consumers.
+	background []func(ctx context.Context) error
 
 	// cleanups run in reverse order of registration when the app stops; each closes
 	// what New opened, so a failure halfway through New releases exactly what exists.
@@ -125,7 +136,110 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 	}
 	a.consumers = append(a.consumers, consumer)
 
-	auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Tokens: cfg.Auth.APITokens, Disabled: cfg.Auth.Disabled}, log)
+	// Backstage card: Backstage token verification, the cached card reads, and their
+	// invalidation by webhook events on every replica (core NATS).
+	var backstage *backstageauth.Verifier
+	if cfg.Auth.BackstageURL != "" {
+		backstage, err = backstageauth.NewVerifier(backstageauth.Config{BaseURL: cfg.Auth.BackstageURL, PluginID: cfg.Auth.PluginID}, log)
+		if err != nil {
+			return nil, fmt.Errorf("BACKSTAGE_URL: %w", err)
+		}
+	}
+
+	// Catalog, mappings and dependency sync (issue 4): the mapping store, the
+	// catalog.entity.* consumer, the depsync.run consumer, the periodic reconcile and
+	// the reconcile of changed entities.
+	mappings, err := mapping.NewStore(ctx, a.js)
+	if err != nil {
+		return nil, fmt.Errorf("mapping store: %w", err)
+	}
+	cards := card.New(accounts, mappedIntegrationKey(mappings), card.Config{TTL: cfg.CardCacheTTL}, a.registry, log)
+	if _, err := cards.Subscribe(a.nc, card.WebhookServiceID); err != nil {
+		return nil, err
+	}
+	guardMin := cfg.Depsync.GuardMinRemovals
+	if guardMin == 0 {
+		guardMin = -1 // depsync treats 0 as "default"; the setting's 0 means no floor
+	}
+	syncer, err := depsync.New(ctx, a.js, mappings, accounts, depsync.Config{
+		Interval: cfg.DepsyncInterval, MaxRemovalShare: cfg.Depsync.MaxRemovalShare,
+		GuardMinRemovals: guardMin, BatchSize: cfg.Depsync.BatchSize, ReadOnly: cfg.ReadOnly,
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("dependency sync: %w", err)
+	}
+	catalogHandler := catalog.NewHandler(mappings, validator, accounts, syncer.MarkChanged, log)
+	for _, c := range []struct {
+		durable string
+		subject string
+		handler workers.Handler
+		timeout time.Duration // 0 = the wrapper's default
+	}{
+		{"pdworker-catalog", "catalog.entity.>", catalogHandler.Handle, 0},
+		// A full reconcile of a large catalog reads PagerDuty for minutes.
+		{"pdworker-depsync-run", events.SubjectDepsyncRun, syncer.RunHandler(validator), time.Hour},
+	} {
+		cc := workers.ConsumerConfig{Stream: streamOf(c.subject), Durable: c.durable, FilterSubjects: []string{c.subject}, Concurrency: 1}
+		if c.timeout > 0 {
+			cc.AckWait, cc.HandlerTimeout = c.timeout+time.Minute, c.timeout
+		}
+		cons, err := workers.NewConsumer(a.js, cc, c.handler, workerMetrics, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s consumer: %w", c.durable, err)
+		}
+		a.consumers = append(a.consumers, cons)
+	}
+	a.background = append(a.background, syncer.RunPeriodic, func(ctx context.Context) error {
+		return syncer.RunChangedLoop(ctx, changedReconcileEvery)
+	})
+	// Catalog watcher (issue 4): with BACKSTAGE_URL and BACKSTAGE_TOKEN, one replica (a
+	// lease) polls the Backstage catalog and publishes catalog.entity.* changes.
+	switch {
+	case cfg.Backstage.URL != "" && !cfg.Backstage.Token.IsZero():
+		watcher, err := catalogwatch.New(ctx, a.js, catalogwatch.Config{
+			BaseURL: cfg.Backstage.URL, Token: cfg.Backstage.Token, Interval: cfg.Backstage.PollInterval,
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+		a.background = append(a.background, watcher.Run)
+	case cfg.Backstage.URL != "":
+		log.Info().Msg("BACKSTAGE_TOKEN is not set: the catalog watcher is off; catalog.entity.* messages must come from elsewhere")
+	}
+	mappingDeps := httpapi.MappingDeps{Store: mappings, Accounts: accounts, Changed: func(ctx context.Context, refs ...string) {
+		if err := syncer.MarkChanged(ctx, refs...); err != nil {
+			log.Warn().Err(err).Msg("could not mark remapped entities for dependency reconcile")
+		}
+	}}
+
+	// PagerDuty webhooks (issue 3): the receiver stores deliveries; the webhook
+	// consumer keeps the live view, publishes entity events resolved through the
+	// mapping store, and remembers processed deliveries for longer than PagerDuty
+	// retries.
+	liveView, err := liveview.NewStore(ctx, a.js)
+	if err != nil {
+		return nil, fmt.Errorf("live view: %w", err)
+	}
+	seen, err := events.NewSeen(ctx, a.js, events.SeenConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("webhook seen records: %w", err)
+	}
+	webhookEvents := workers.NewWebhookEvents(a.js, liveView, seen, mappings, workers.WebhookEventsConfig{
+		DefaultAccount: accounts.Default().Account(), Registerer: a.registry,
+	}, log)
+	webhookConsumer, err := workers.NewConsumer(a.js, workers.ConsumerConfig{
+		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks",
+		FilterSubjects: []string{events.SubjectWebhookPrefix + ">"}, Concurrency: cfg.WorkerConcurrency,
+	}, webhookEvents.Handle, workerMetrics, log)
+	if err != nil {
+		return nil, fmt.Errorf("webhook consumer: %w", err)
+	}
+	a.consumers = append(a.consumers, webhookConsumer)
+	webhookDeps := httpapi.WebhookDeps{
+		Secrets: cfg.PagerDuty.WebhookSecrets, Publisher: a.js, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Connected: a.nc.IsConnected,
+	}
+
+	auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Tokens: cfg.Auth.APITokens, Disabled: cfg.Auth.Disabled, Backstage: backstage}, log)
 	handler := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		ActionWait:   cfg.ActionWaitTimeout,
@@ -136,9 +250,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 		Jobs:       jobs,
 		Auth:       auth,
 		Ready:      a.ready,
+		Connected:  a.nc.IsConnected,
 		Gatherer:   a.registry,
 		Registerer: a.registry,
+		Mapping:    mappingDeps,
+		Webhooks:   webhookDeps,
+		Card:       cards,
 	}, log)
+	handler = httpapi.CORS(cfg.HTTP.CORSOrigins, handler)
 
 	a.listener, err = net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -154,6 +273,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 	}
 	a.cleanups = append(a.cleanups, func(context.Context) { _ = a.listener.Close() })
 	return a, nil
+}
+
+// mappedIntegrationKey reads the integration key mapped to a service, for the
+// server-side incident trigger; a mapping of another account does not count.
+func mappedIntegrationKey(mappings *mapping.Store) card.IntegrationKeyFunc {
+	return func(ctx context.Context, account, serviceID string) (string, error) {
+		m, err := mappings.ByService(ctx, serviceID)
+		if err != nil || m == nil || !mapping.AccountsMatch(m.Account, account) {
+			return "", err
+		}
+		return m.IntegrationKey, nil
+	}
 }
 
 // connectNATS starts the embedded server when NATS_URL is empty, then connects.
@@ -219,6 +350,15 @@ func (a *App) Start() {
 			}
 		}()
 	}
+	for _, run := range a.background {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := run(a.runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error().Err(err).Msg("background job stopped")
+			}
+		}()
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -263,4 +403,16 @@ func (a *App) cleanup(ctx context.Context) {
 		a.cleanups[i](ctx)
 	}
 	a.cleanups = nil
+}
+
+// changedReconcileEvery is how often changed catalog entities are reconciled; a burst
+// of catalog changes within it becomes one dependency-sync run.
+const changedReconcileEvery = 5 * time.Second
+
+// streamOf names the stream that stores subject (catalog.* or depsync.*).
+func streamOf(subject string) string {
+	if strings.HasPrefix(subject, "catalog.") {
+		return events.StreamCatalog
+	}
+	return events.StreamDepsync
 }

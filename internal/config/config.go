@@ -51,6 +51,11 @@ type env struct {
 	ShutdownTimeout     time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
 	LogLevel            string        `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat           string        `envconfig:"LOG_FORMAT" default:"json"`
+	CardCacheTTL        time.Duration `envconfig:"CARD_CACHE_TTL" default:"60s"`
+	// Dependency sync (issue 4).
+	DepsyncMaxRemovalShare  float64 `envconfig:"DEPSYNC_MAX_REMOVAL_SHARE" default:"0.1"`
+	DepsyncGuardMinRemovals int     `envconfig:"DEPSYNC_GUARD_MIN_REMOVALS" default:"10"`
+	DepsyncBatchSize        int     `envconfig:"DEPSYNC_BATCH_SIZE" default:"100"`
 }
 
 // Config is the validated configuration of one pdworker process.
@@ -73,6 +78,24 @@ type Config struct {
 	WorkerConcurrency int
 	// ShutdownTimeout bounds the whole shutdown sequence (SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// CardCacheTTL is how long the Backstage card's PagerDuty reads are cached
+	// (CARD_CACHE_TTL); webhook events about a service expire its entries sooner.
+	CardCacheTTL time.Duration
+	// Depsync tunes dependency sync beyond DEPSYNC_INTERVAL.
+	Depsync Depsync
+}
+
+// Depsync tunes the dependency sync.
+type Depsync struct {
+	// MaxRemovalShare is the safety guard (DEPSYNC_MAX_REMOVAL_SHARE): a run that would
+	// remove more than this share of the managed PagerDuty dependencies applies nothing.
+	MaxRemovalShare float64
+	// GuardMinRemovals: plans removing at most this many never trip the guard
+	// (DEPSYNC_GUARD_MIN_REMOVALS).
+	GuardMinRemovals int
+	// BatchSize is the number of relationships per associate/disassociate call
+	// (DEPSYNC_BATCH_SIZE).
+	BatchSize int
 }
 
 // HTTP configures the HTTP server.
@@ -245,6 +268,22 @@ func (e env) build(opts Options) (*Config, error) {
 
 	if !opts.Simulate && !e.AuthDisabled && len(cfg.Auth.APITokens) == 0 && cfg.Auth.BackstageURL == "" {
 		bad("API_TOKENS: no way to authenticate callers: set API_TOKENS (static bearer tokens), BACKSTAGE_URL (accept Backstage tokens), or AUTH_DISABLED=true for local development")
+	}
+
+	cfg.CardCacheTTL = e.CardCacheTTL
+	if e.CardCacheTTL <= 0 {
+		bad("CARD_CACHE_TTL: must be a positive duration (for example 30s, 1m), got %s", e.CardCacheTTL)
+	}
+
+	cfg.Depsync = Depsync{MaxRemovalShare: e.DepsyncMaxRemovalShare, GuardMinRemovals: e.DepsyncGuardMinRemovals, BatchSize: e.DepsyncBatchSize}
+	if e.DepsyncMaxRemovalShare <= 0 || e.DepsyncMaxRemovalShare > 1 {
+		bad("DEPSYNC_MAX_REMOVAL_SHARE: must be a share between 0 (exclusive) and 1, got %v", e.DepsyncMaxRemovalShare)
+	}
+	if e.DepsyncGuardMinRemovals < 0 {
+		bad("DEPSYNC_GUARD_MIN_REMOVALS: must be 0 or more, got %d", e.DepsyncGuardMinRemovals)
+	}
+	if e.DepsyncBatchSize < 1 || e.DepsyncBatchSize > 1000 {
+		bad("DEPSYNC_BATCH_SIZE: must be between 1 and 1000, got %d", e.DepsyncBatchSize)
 	}
 
 	if len(errs) > 0 {

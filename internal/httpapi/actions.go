@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -36,11 +37,16 @@ type JobQueue interface {
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
 
+// natsTimeout bounds each NATS operation of a request (claim, read, publish), so that a
+// NATS outage gives a prompt 503 rather than a hang.
+const natsTimeout = 5 * time.Second
+
 type actionHandlers struct {
 	cfg       Config
 	actions   *actions.Registry
 	validator *schemas.Validator
 	jobs      JobQueue
+	connected func() bool
 	log       zerolog.Logger
 }
 
@@ -116,8 +122,14 @@ func (h *actionHandlers) run(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Pdworker-Job-Id", jobID)
 	log := h.log.With().Str("action", id).Str("job_id", jobID).Logger()
 
+	if !h.connected() {
+		writeError(w, http.StatusServiceUnavailable, "NATS is unavailable: the job cannot be enqueued; retry later")
+		return
+	}
 	ctx := r.Context()
-	first, err := h.jobs.Claim(ctx, jobID, fingerprint)
+	opCtx, cancelOps := context.WithTimeout(ctx, natsTimeout)
+	defer cancelOps()
+	first, err := h.jobs.Claim(opCtx, jobID, fingerprint)
 	if err != nil {
 		h.unavailable(w, log, "record the job", err)
 		return
@@ -126,13 +138,13 @@ func (h *actionHandlers) run(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "this Idempotency-Key was already used for a different request; use a new key for a new request")
 		return
 	}
-	res, err := h.jobs.Result(ctx, jobID)
+	res, err := h.jobs.Result(opCtx, jobID)
 	if err != nil {
 		h.unavailable(w, log, "read the job result", err)
 		return
 	}
 	if res == nil {
-		if err := h.jobs.Submit(ctx, events.ActionSubject(id), events.JobRequest{ID: jobID, Input: input}); err != nil {
+		if err := h.jobs.Submit(opCtx, events.ActionSubject(id), events.JobRequest{ID: jobID, Input: input}); err != nil {
 			h.unavailable(w, log, "enqueue the job", err)
 			return
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pdworker/pdworker/internal/backstageauth"
 	"github.com/pdworker/pdworker/internal/secret"
 )
 
@@ -16,6 +17,9 @@ type AuthConfig struct {
 	Tokens []secret.Value
 	// Disabled accepts every caller (AUTH_DISABLED, local development only).
 	Disabled bool
+	// Backstage, when set (BACKSTAGE_URL), also accepts Backstage user and plugin
+	// tokens that it verifies.
+	Backstage *backstageauth.Verifier
 }
 
 // Authenticator decides whether a request may use /api/pagerduty. Safe for concurrent
@@ -35,6 +39,9 @@ func NewAuthenticator(cfg AuthConfig, log zerolog.Logger) *Authenticator {
 var (
 	errNoToken    = errors.New("missing bearer token: send Authorization: Bearer <token> (one of API_TOKENS)")
 	errWrongToken = errors.New("the bearer token is not accepted")
+	// With BACKSTAGE_URL set the messages also name Backstage tokens.
+	errNoTokenBackstage    = errors.New("missing bearer token: send Authorization: Bearer <token> (a Backstage user or plugin token, or one of API_TOKENS)")
+	errWrongTokenBackstage = errors.New("the bearer token is not accepted: it is neither one of API_TOKENS nor a Backstage user or plugin token")
 )
 
 // Authenticate returns nil when the request carries an accepted credential.
@@ -45,6 +52,9 @@ func (a *Authenticator) Authenticate(r *http.Request) error {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		if a.cfg.Backstage != nil {
+			return errNoTokenBackstage
+		}
 		return errNoToken
 	}
 	token = strings.TrimSpace(token)
@@ -55,10 +65,21 @@ func (a *Authenticator) Authenticate(r *http.Request) error {
 			matched = true
 		}
 	}
-	if !matched {
-		return errWrongToken
+	if matched {
+		return nil
 	}
-	return nil
+	if a.cfg.Backstage != nil {
+		_, err := a.cfg.Backstage.Verify(r.Context(), token)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, backstageauth.ErrNotBackstageToken):
+			return errWrongTokenBackstage
+		default:
+			return err
+		}
+	}
+	return errWrongToken
 }
 
 // require wraps next so that it only runs for authenticated callers.

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pdworker/pdworker/actions"
+	"github.com/pdworker/pdworker/internal/card"
 	"github.com/pdworker/pdworker/schemas"
 )
 
@@ -32,10 +33,20 @@ type Deps struct {
 	Auth      *Authenticator
 	// Ready reports whether the service can take work (NATS connected, streams ready).
 	Ready func(ctx context.Context) error
+	// Connected reports, without I/O, whether NATS is reachable now; handlers that
+	// need NATS answer 503 at once when it is not.
+	Connected func() bool
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the HTTP metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Webhooks configures the PagerDuty webhook receiver (webhooks.go).
+	Webhooks WebhookDeps
+	// Mapping serves the mapping, settings, dependency and catalog routes (mapping.go).
+	Mapping MappingDeps
+	// Card serves the Backstage card routes and the incident trigger (card.go); nil
+	// leaves them out.
+	Card *card.Cards
 }
 
 // New returns the service's HTTP handler.
@@ -52,13 +63,17 @@ func New(cfg Config, deps Deps, log zerolog.Logger) http.Handler {
 	}))
 	handle("GET /readyz", readyHandler(deps.Ready))
 	handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	registerWebhooks(handle, deps.Webhooks, log) // PagerDuty webhooks, signature instead of bearer auth (webhooks.go)
 
-	act := &actionHandlers{cfg: cfg, actions: deps.Actions, validator: deps.Validator, jobs: deps.Jobs, log: log}
+	act := &actionHandlers{cfg: cfg, actions: deps.Actions, validator: deps.Validator, jobs: deps.Jobs, connected: deps.Connected, log: log}
 	api := func(pattern string, h http.HandlerFunc) {
 		handle(pattern, deps.Auth.require(capBody(cfg.MaxBodyBytes, h)))
 	}
 	api("GET /api/pagerduty/actions", act.list)
 	api("POST /api/pagerduty/actions/{id}", act.run)
+	registerMapping(api, cfg, deps.Mapping, log) // mapping, settings, dependencies, catalog (mapping.go)
+	// Backstage card reads, on-call, escalation policies, incident trigger (card.go).
+	registerCard(api, cfg, deps.Card, log)
 	api("/api/pagerduty/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
 	})

@@ -25,6 +25,8 @@ type account struct {
 	services map[string]*service
 	settings map[string]*groupingSetting
 	deps     *dependencyGraph // service dependencies (dependencies.go), created on first use
+	// card is what the Backstage card reads besides services (card.go).
+	card cardState
 }
 
 func (a *account) hasAbility(name string) bool { return slices.Contains(a.abilities, name) }
@@ -169,6 +171,11 @@ func (s *Sim) buildAccount(as AccountSeed) (*account, []string, error) {
 		}
 		a.services[svcID] = newService(svcID, ss.Name, ss.Description, ss.EscalationPolicyID, now, a.nextSeq())
 	}
+	card, err := newCardState(a, as.Card)
+	if err != nil {
+		return nil, reserved, err
+	}
+	a.card = card
 	return a, reserved, nil
 }
 

@@ -35,6 +35,8 @@ type AccountSeed struct {
 	EmptySettingsList404 bool                   `json:"empty_settings_list_404,omitempty"`
 	EscalationPolicies   []EscalationPolicySeed `json:"escalation_policies,omitempty"`
 	Services             []ServiceSeed          `json:"services,omitempty"`
+	// Card holds users, on-calls, change events and metrics (card.go).
+	Card *CardSeed `json:"card,omitempty"`
 }
 
 // OAuthClient is a scoped OAuth app's client-credentials pair.

@@ -43,6 +43,8 @@ type Options struct {
 	// Log receives one debug line per request and warnings about bad control calls.
 	// The zero value logs nothing.
 	Log zerolog.Logger
+	// Webhooks tunes webhook delivery (timeouts, retries, disablement); see webhooks.go.
+	Webhooks WebhookOptions
 }
 
 // Sim is a stateful PagerDuty REST API simulator. It is an http.Handler and is safe for
@@ -61,6 +63,11 @@ type Sim struct {
 
 	// rateLimited counts 429s produced by the rate limiter (not by faults).
 	rateLimited atomic.Int64
+
+	// incidents and webhooks are the incident model and webhook delivery
+	// (incidents.go, webhooks.go); they take their own locks after an account's.
+	incidents *incidentBook
+	webhooks  *webhookHub
 
 	mu           sync.RWMutex
 	accounts     map[string]*account
@@ -94,6 +101,8 @@ func New(opts Options) *Sim {
 		oauthClients: map[string]*oauthClient{},
 		oauthTokens:  map[string]oauthToken{},
 		tokensIssued: map[string]int{},
+		incidents:    newIncidentBook(),
+		webhooks:     newWebhookHub(opts.Webhooks),
 	}
 	s.api = s.apiRoutes()
 	s.control = s.controlRoutes()
@@ -127,6 +136,10 @@ func (s *Sim) apiRoutes() *http.ServeMux {
 	m.HandleFunc("DELETE /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleDeleteSetting))
 
 	s.dependencyRoutes(m) // service dependencies (dependencies.go)
+	// On-calls, users, change events, standards, analytics for the Backstage card (card.go).
+	s.cardRoutes(m)
+	s.incidentRoutes(m) // incidents, Events API v2, webhook subscriptions (incidents.go)
+
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
 	return m
 }
@@ -175,7 +188,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveAPI authenticates, rate-limits and dispatches one REST request.
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, acct *account) {
-	if r.URL.Path == "/oauth/token" {
+	if r.URL.Path == "/oauth/token" || isEventsAPI(r.URL.Path) {
 		s.api.ServeHTTP(w, r)
 		return
 	}

@@ -1,0 +1,218 @@
+package card
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pdworker/pdworker/internal/pagerduty"
+)
+
+// ErrDeadline is returned (wrapped) when a read found no answer, fresh or stale,
+// within Config.Deadline.
+var ErrDeadline = errors.New("no answer from PagerDuty within the deadline")
+
+// Meta describes where an answer came from.
+type Meta struct {
+	// Stale is true when PagerDuty failed and this is the last good answer.
+	Stale bool
+	// FetchedAt is when the answer was read from PagerDuty.
+	FetchedAt time.Time
+}
+
+// entry is one cached answer. val and fetchedAt keep the last good answer even after a
+// failure (err), so that it can be served stale.
+type entry struct {
+	val       any
+	fetchedAt time.Time
+	err       error
+	errAt     time.Time
+	// fresh is when the entry stops answering without a fetch (success: TTL, failure:
+	// ErrorTTL; zero once invalidated).
+	fresh     time.Time
+	serviceID string
+}
+
+// cache is the single-flight, invalidatable store behind every read.
+type cache struct {
+	cfg     Config
+	metrics *metrics
+	group   singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	// epochs counts invalidations per service; a fetch that started before an
+	// invalidation stores its answer already expired, and callers after the
+	// invalidation never join it (the epoch is part of the single-flight key).
+	epochs map[string]uint64
+}
+
+func newCache(cfg Config, m *metrics) *cache {
+	return &cache{cfg: cfg, metrics: m, entries: map[string]*entry{}, epochs: map[string]uint64{}}
+}
+
+// get answers key from the cache or from fetch. serviceID names the service the
+// answer is about ("" for none), for invalidation; fetch may return a different one
+// through the second result (integration-key lookups learn it from the answer).
+func (c *cache) get(ctx context.Context, route, key, serviceID string, fetch func(ctx context.Context) (any, string, error)) (any, Meta, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Deadline, fmt.Errorf("%s: %w", route, ErrDeadline))
+	defer cancel()
+	now := c.cfg.Now()
+
+	c.mu.Lock()
+	e := c.entries[key]
+	epoch := c.epochs[serviceID]
+	c.mu.Unlock()
+	if e != nil && now.Before(e.fresh) {
+		if e.err == nil {
+			c.metrics.result(route, "hit")
+			return e.val, Meta{FetchedAt: e.fetchedAt}, nil
+		}
+		if v, m, ok := c.stale(e, e.err, now); ok {
+			c.metrics.result(route, "stale")
+			return v, m, nil
+		}
+		c.metrics.result(route, "error")
+		return nil, Meta{}, e.err
+	}
+
+	ch := c.group.DoChan(key+"#"+strconv.FormatUint(epoch, 10), func() (any, error) {
+		c.metrics.fetches.WithLabelValues(route).Inc()
+		// The fetch belongs to every caller that joins it, so the first caller
+		// leaving must not cancel it; it has its own deadline.
+		fctx, fcancel := context.WithTimeoutCause(context.WithoutCancel(ctx), c.cfg.Deadline, fmt.Errorf("%s: %w", route, ErrDeadline))
+		defer fcancel()
+		v, sid, err := fetch(fctx)
+		if sid == "" {
+			sid = serviceID
+		}
+		return v, c.store(key, sid, epoch, v, err)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			c.mu.Lock()
+			e := c.entries[key]
+			c.mu.Unlock()
+			if v, m, ok := c.stale(e, r.Err, c.cfg.Now()); ok {
+				c.metrics.result(route, "stale")
+				return v, m, nil
+			}
+			c.metrics.result(route, "error")
+			return nil, Meta{}, r.Err
+		}
+		c.metrics.result(route, "miss")
+		return r.Val, Meta{FetchedAt: now}, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		e := c.entries[key]
+		c.mu.Unlock()
+		err := context.Cause(ctx)
+		if v, m, ok := c.stale(e, err, c.cfg.Now()); ok {
+			c.metrics.result(route, "stale")
+			return v, m, nil
+		}
+		c.metrics.result(route, "timeout")
+		return nil, Meta{}, err
+	}
+}
+
+// stale returns e's last good answer when err says PagerDuty is failing (not that the
+// object is gone or the call is refused) and the answer is recent enough.
+func (c *cache) stale(e *entry, err error, now time.Time) (any, Meta, bool) {
+	if e == nil || e.val == nil || now.Sub(e.fetchedAt) > c.cfg.StaleFor {
+		return nil, Meta{}, false
+	}
+	if !pagerduty.IsRetryable(err) && !errors.Is(err, ErrDeadline) && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, Meta{}, false
+	}
+	return e.val, Meta{Stale: true, FetchedAt: e.fetchedAt}, true
+}
+
+// store records a fetch's outcome and returns err unchanged.
+func (c *cache) store(key, serviceID string, epoch uint64, v any, err error) error {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[key]
+	if e == nil {
+		if len(c.entries) >= maxEntries {
+			c.sweep(now)
+		}
+		e = &entry{}
+		c.entries[key] = e
+	}
+	e.serviceID = serviceID
+	if err != nil {
+		e.err, e.errAt, e.fresh = err, now, now.Add(c.cfg.ErrorTTL)
+	} else {
+		e.val, e.fetchedAt, e.err, e.fresh = v, now, nil, now.Add(c.cfg.TTL)
+	}
+	if c.epochs[serviceID] != epoch {
+		e.fresh = time.Time{}
+	}
+	return err
+}
+
+// maxEntries bounds the cache; past it, entries too old to be served stale go.
+const maxEntries = 20000
+
+// sweep drops entries whose answers are too old to serve; callers hold c.mu.
+func (c *cache) sweep(now time.Time) {
+	for k, e := range c.entries {
+		if now.After(e.fresh) && now.Sub(e.fetchedAt) > c.cfg.StaleFor {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// invalidate expires every entry about serviceID.
+func (c *cache) invalidate(serviceID string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epochs[serviceID]++
+	n := 0
+	for _, e := range c.entries {
+		if e.serviceID == serviceID {
+			e.fresh = time.Time{}
+			n++
+		}
+	}
+	return n
+}
+
+// metrics are the card cache's Prometheus series.
+type metrics struct {
+	requests      *prometheus.CounterVec
+	fetches       *prometheus.CounterVec
+	invalidations prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdworker_card_reads_total",
+			Help: "Backstage card reads by route and how they were answered (hit, miss, stale, error, timeout).",
+		}, []string{"route", "result"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdworker_card_pagerduty_fetches_total",
+			Help: "PagerDuty reads made for the Backstage card, by route (one per cache miss, shared by concurrent viewers).",
+		}, []string{"route"}),
+		invalidations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdworker_card_invalidations_total",
+			Help: "PagerDuty webhook events that expired cached card data.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.fetches, m.invalidations)
+	}
+	return m
+}
+
+func (m *metrics) result(route, result string) { m.requests.WithLabelValues(route, result).Inc() }

@@ -1,0 +1,112 @@
+package card_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pdworker/pdworker/events/natstest"
+	"github.com/pdworker/pdworker/internal/card"
+	"github.com/pdworker/pdworker/internal/pagerduty"
+	"github.com/pdworker/pdworker/internal/pdsim"
+	"github.com/pdworker/pdworker/internal/secret"
+)
+
+func setup(t *testing.T, cfg card.Config) (*card.Cards, *pdsim.Sim) {
+	t.Helper()
+	sim := pdsim.New(pdsim.Options{Seed: 1})
+	require.NoError(t, sim.Load(pdsim.Seed{Accounts: []pdsim.AccountSeed{{
+		ID: "default", Tokens: []string{"pd"},
+		EscalationPolicies: []pdsim.EscalationPolicySeed{{ID: "PEP0001", Name: "Platform"}},
+		Services:           []pdsim.ServiceSeed{{ID: "PSVC001", Name: "Checkout", EscalationPolicyID: "PEP0001"}},
+	}}}))
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	accounts, err := pagerduty.NewAccounts([]pagerduty.AccountConfig{{ID: "default", Default: true, APIURL: srv.URL, EventsURL: srv.URL, Token: secret.Value("pd")}},
+		pagerduty.Options{RetryMax: -1}, zerolog.Nop())
+	require.NoError(t, err)
+	return card.New(accounts, nil, cfg, nil, zerolog.Nop()), sim
+}
+
+// TestWebhookEventInvalidates: a webhook event about a service, published on
+// pagerduty.webhook.* (core NATS), expires that service's cached answers at once.
+func TestWebhookEventInvalidates(t *testing.T) {
+	cards, sim := setup(t, card.Config{TTL: time.Hour})
+	_, nc, _ := natstest.Start(t)
+	sub, err := cards.Subscribe(nc, card.WebhookServiceID)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, nc.Flush())
+	ctx := context.Background()
+
+	for range 3 {
+		_, _, err := cards.Service(ctx, "", "PSVC001")
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, sim.Count(http.MethodGet, "/services/PSVC001"), "cached within the TTL")
+
+	other, _ := json.Marshal(map[string]any{"event": map[string]any{
+		"id": "01EVT1", "event_type": "incident.triggered", "resource_type": "incident", "occurred_at": "2026-01-10T12:00:00Z",
+		"data": map[string]any{"id": "PINC1", "type": "incident", "service": map[string]any{"id": "POTHER1", "type": "service_reference"}},
+	}})
+	require.NoError(t, nc.Publish("pagerduty.webhook.incident.triggered", other))
+	ours, _ := json.Marshal(map[string]any{"event": map[string]any{
+		"id": "01EVT2", "event_type": "incident.triggered", "resource_type": "incident", "occurred_at": "2026-01-10T12:00:01Z",
+		"data": map[string]any{"id": "PINC2", "type": "incident", "service": map[string]any{"id": "PSVC001", "type": "service_reference"}},
+	}})
+	require.NoError(t, nc.Publish("pagerduty.webhook.incident.triggered", []byte("not json")))
+	require.NoError(t, nc.Publish("pagerduty.webhook.incident.triggered", ours))
+	require.NoError(t, nc.Flush())
+
+	require.Eventually(t, func() bool {
+		_, _, err := cards.Service(ctx, "", "PSVC001")
+		require.NoError(t, err)
+		return sim.Count(http.MethodGet, "/services/PSVC001") == 2
+	}, 5*time.Second, 10*time.Millisecond, "the event about PSVC001 expired its entry")
+	_, _, err = cards.Service(ctx, "", "PSVC001")
+	require.NoError(t, err)
+	assert.Equal(t, 2, sim.Count(http.MethodGet, "/services/PSVC001"), "cached again after the refetch")
+}
+
+// TestSingleFlight: concurrent readers of one key share one PagerDuty call.
+func TestSingleFlight(t *testing.T) {
+	cards, sim := setup(t, card.Config{TTL: time.Hour})
+	sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: 200 * time.Millisecond, PathPrefix: "/services/PSVC001"})
+	done := make(chan error, 50)
+	for range 50 {
+		go func() {
+			_, _, err := cards.Service(context.Background(), "", "PSVC001")
+			done <- err
+		}()
+	}
+	for range 50 {
+		require.NoError(t, <-done)
+	}
+	assert.Equal(t, 1, sim.Count(http.MethodGet, "/services/PSVC001"))
+}
+
+// TestCallerLeavingDoesNotCancelTheSharedFetch: the first caller's context ending does
+// not fail the fetch the others wait on.
+func TestCallerLeavingDoesNotCancelTheSharedFetch(t *testing.T) {
+	cards, sim := setup(t, card.Config{TTL: time.Hour})
+	sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: 200 * time.Millisecond, PathPrefix: "/services/PSVC001"})
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := cards.Service(ctx, "", "PSVC001")
+		first <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the first caller start the fetch
+	cancel()
+	_, _, err := cards.Service(context.Background(), "", "PSVC001")
+	require.NoError(t, err)
+	require.Error(t, <-first)
+	assert.Equal(t, 1, sim.Count(http.MethodGet, "/services/PSVC001"))
+}

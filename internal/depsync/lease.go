@@ -1,0 +1,146 @@
+package depsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	leaseKey   = "lease.periodic"
+	lastRunKey = "periodic.last"
+)
+
+type leaseRecord struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// acquire takes the periodic-job lease for ttl. It returns the revision to renew or
+// release with, or ok=false when another replica holds an unexpired lease.
+func (s *Syncer) acquire(ctx context.Context, ttl time.Duration) (uint64, bool, error) {
+	body, _ := json.Marshal(leaseRecord{Holder: s.cfg.Holder, Until: s.now().Add(ttl)})
+	rev, err := s.kv.Create(ctx, leaseKey, body)
+	if err == nil {
+		return rev, true, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, false, fmt.Errorf("take the dependency-sync lease: %w", err)
+	}
+	e, err := s.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil // released meanwhile; the next tick takes it
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the dependency-sync lease: %w", err)
+	}
+	var held leaseRecord
+	if json.Unmarshal(e.Value(), &held) == nil && s.now().Before(held.Until) {
+		return 0, false, nil
+	}
+	rev, err = s.kv.Update(ctx, leaseKey, body, e.Revision())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("take over the dependency-sync lease: %w", err)
+	}
+	return rev, true, nil
+}
+
+func (s *Syncer) renew(ctx context.Context, rev uint64, ttl time.Duration) (uint64, error) {
+	body, _ := json.Marshal(leaseRecord{Holder: s.cfg.Holder, Until: s.now().Add(ttl)})
+	return s.kv.Update(ctx, leaseKey, body, rev)
+}
+
+func (s *Syncer) release(rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.kv.Delete(ctx, leaseKey, jetstream.LastRevision(rev))
+}
+
+// Tick runs the periodic full reconcile if it is due (the last one, by any replica,
+// started at least one tick ago) and this replica gets the lease. It reports whether it
+// ran; the report is also published.
+func (s *Syncer) Tick(ctx context.Context) (*Report, error) {
+	tick := s.tickPeriod()
+	ttl := max(2*tick, time.Minute)
+	rev, ok, err := s.acquire(ctx, ttl)
+	if err != nil || !ok {
+		return nil, err
+	}
+	defer s.release(rev)
+	if e, err := s.kv.Get(ctx, lastRunKey); err == nil {
+		var last time.Time
+		if json.Unmarshal(e.Value(), &last) == nil && s.now().Sub(last) < tick {
+			return nil, nil
+		}
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // keep the lease while the run lasts; losing it stops the run
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				next, err := s.renew(runCtx, rev, ttl)
+				if err != nil {
+					cancel(fmt.Errorf("lost the dependency-sync lease: %w", err))
+					return
+				}
+				rev = next
+			}
+		}
+	}()
+	b, _ := json.Marshal(s.now().UTC())
+	if _, err := s.kv.Put(ctx, lastRunKey, b); err != nil {
+		return nil, fmt.Errorf("record the periodic run: %w", err)
+	}
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	rep, err := s.run(runCtx, Request{}, "periodic", s.refreshCap(runCtx))
+	if rep != nil {
+		s.publish(ctx, rep)
+	}
+	return rep, err
+}
+
+func (s *Syncer) tickPeriod() time.Duration {
+	return max(s.cfg.Interval/time.Duration(s.cfg.ReadSlices), time.Second)
+}
+
+// refreshCap is how many stale observations one periodic tick re-reads: the mapped
+// services divided by the number of slices, so each is re-read about once per interval.
+func (s *Syncer) refreshCap(ctx context.Context) int {
+	v, err := s.store.View(ctx)
+	if err != nil {
+		return 1
+	}
+	n := len(v.Bindings())
+	return max(1, (n+s.cfg.ReadSlices-1)/s.cfg.ReadSlices)
+}
+
+// RunPeriodic calls Tick every Interval/ReadSlices until ctx ends.
+func (s *Syncer) RunPeriodic(ctx context.Context) error {
+	t := time.NewTicker(s.tickPeriod())
+	defer t.Stop()
+	for {
+		if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("periodic dependency reconcile failed")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
