@@ -27,7 +27,8 @@ type Meta struct {
 }
 
 // entry is one cached answer. val and fetchedAt keep the last good answer even after a
-// failure (err), so that it can be served stale.
+// failure (err), so that it can be served stale. An entry is immutable once in the
+// cache map; a new outcome replaces it.
 type entry struct {
 	val       any
 	fetchedAt time.Time
@@ -140,14 +141,14 @@ func (c *cache) store(key, serviceID string, epoch uint64, v any, err error) err
 	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[key]
-	if e == nil {
-		if len(c.entries) >= maxEntries {
-			c.sweep(now)
-		}
-		e = &entry{}
-		c.entries[key] = e
+	// Entries are never changed in place: readers hold them outside c.mu.
+	e := &entry{}
+	if old := c.entries[key]; old != nil {
+		*e = *old
+	} else if len(c.entries) >= maxEntries {
+		c.sweep(now)
 	}
+	c.entries[key] = e
 	e.serviceID = serviceID
 	if err != nil {
 		e.err, e.errAt, e.fresh = err, now, now.Add(c.cfg.ErrorTTL)
@@ -178,9 +179,11 @@ func (c *cache) invalidate(serviceID string) int {
 	defer c.mu.Unlock()
 	c.epochs[serviceID]++
 	n := 0
-	for _, e := range c.entries {
+	for k, e := range c.entries {
 		if e.serviceID == serviceID {
-			e.fresh = time.Time{}
+			expired := *e
+			expired.fresh = time.Time{}
+			c.entries[k] = &expired
 			n++
 		}
 	}
