@@ -1,10 +1,12 @@
 package events
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +35,23 @@ type EmbeddedConfig struct {
 	// DontListen starts the server without any TCP listener; clients connect in
 	// process through Conn. Listen is ignored. Meant for tests.
 	DontListen bool
+	// ServerName names the server (default "pdworker-embedded"). The nodes of a
+	// cluster need distinct names.
+	ServerName string
+	// Cluster, when set, makes the server a node of a NATS cluster whose streams and
+	// buckets can be replicated (NATS_REPLICAS > 1). Nil runs a single server.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig joins an embedded server to a NATS cluster.
+type ClusterConfig struct {
+	// Name is the cluster's name; every node uses the same.
+	Name string
+	// Listen is the host:port on which the node accepts routes from other nodes.
+	Listen string
+	// Routes are the route URLs of the nodes (nats://host:port), this node's own
+	// included or not.
+	Routes []string
 }
 
 // Embedded is a running in-process NATS server with JetStream enabled.
@@ -52,11 +71,16 @@ func StartEmbedded(cfg EmbeddedConfig, log zerolog.Logger) (*Embedded, error) {
 		return nil, errors.New("embedded NATS server: no JetStream storage directory (set DATA_DIR)")
 	}
 	opts := &server.Options{
-		ServerName: "pdworker-embedded",
+		ServerName: cmp.Or(cfg.ServerName, "pdworker-embedded"),
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		DontListen: cfg.DontListen,
+	}
+	if cfg.Cluster != nil {
+		if err := applyCluster(opts, *cfg.Cluster); err != nil {
+			return nil, err
+		}
 	}
 	fellBack := false
 	if !cfg.DontListen {
@@ -135,6 +159,22 @@ func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	e.log.Debug().Msg("embedded NATS server stopped")
+}
+
+// applyCluster sets the cluster options of a node.
+func applyCluster(opts *server.Options, c ClusterConfig) error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("embedded NATS cluster listen %q: want host:port: %w", c.Listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("embedded NATS cluster listen %q: port must be a number between 1 and 65535", c.Listen)
+	}
+	opts.Cluster.Name = cmp.Or(c.Name, "pdworker")
+	opts.Cluster.Host, opts.Cluster.Port = host, p
+	opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	return nil
 }
 
 // parseListen splits a host:port into the server's options. Port 0 asks for a free

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,13 @@ const HeaderWebhookAccount = "Pdworker-Account"
 // retried. Safe for concurrent use.
 type EntityResolver interface {
 	ResolveService(ctx context.Context, account, serviceID string) (entityRef string, ok bool, err error)
+}
+
+// DeletedServiceMarker records on a service's mapping that PagerDuty deleted the
+// service (mapping.Store). The worker uses it when its EntityResolver implements it.
+// Marking twice must be harmless; errors are retried.
+type DeletedServiceMarker interface {
+	MarkServiceDeleted(ctx context.Context, account, serviceID string, at time.Time) (bool, error)
 }
 
 // SeenStore remembers processed deliveries beyond JetStream's duplicate window
@@ -55,8 +63,9 @@ type WebhookEventsConfig struct {
 
 // WebhookEvents processes stored PagerDuty webhooks (pagerduty.webhook.>): it skips
 // deliveries already processed, applies incident and service events to the live
-// view, publishes each incident or service event of a mapped service on
-// pagerduty.entity.<event_type>, and marks the delivery processed. pagey.ping and
+// view, marks the mapping of a deleted service (when the resolver is a
+// DeletedServiceMarker), publishes each incident or service event of a mapped service
+// on pagerduty.entity.<event_type>, and marks the delivery processed. pagey.ping and
 // unknown event types are acknowledged and skipped. Its Handle plugs into a Consumer.
 //
 // Exactly-once processing rests on three facts: the live view ignores an event it
@@ -127,6 +136,9 @@ func (h *WebhookEvents) Handle(ctx context.Context, m *Message) error {
 	} else if err != nil {
 		return err
 	}
+	if err := h.markDeleted(ctx, account, ev); err != nil {
+		return err
+	}
 	if err := h.publishEntity(ctx, account, id, ev, m.Data); err != nil {
 		return err
 	}
@@ -135,6 +147,19 @@ func (h *WebhookEvents) Handle(ctx context.Context, m *Message) error {
 	}
 	h.total.WithLabelValues(res.String()).Inc()
 	log.Debug().Str("account", account).Str("service_id", ev.ServiceID()).Str("outcome", res.String()).Msg("webhook processed")
+	return nil
+}
+
+// markDeleted marks the mapping of a service that a service.deleted event retires.
+func (h *WebhookEvents) markDeleted(ctx context.Context, account string, ev webhook.Event) error {
+	marker, ok := h.resolver.(DeletedServiceMarker)
+	if !ok || ev.EventType != webhook.TypeServiceDeleted {
+		return nil
+	}
+	serviceID := ev.ServiceID()
+	if _, err := marker.MarkServiceDeleted(ctx, account, serviceID, ev.OccurredAt); err != nil {
+		return fmt.Errorf("mark service %s deleted (account %s): %w", serviceID, account, err)
+	}
 	return nil
 }
 

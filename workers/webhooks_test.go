@@ -153,6 +153,12 @@ type worker struct {
 
 func (w *hookWorld) startWorker(name string, nc *nats.Conn) *worker {
 	w.t.Helper()
+	return w.startWorkerMax(name, nc, 50)
+}
+
+// startWorkerMax is startWorker with the consumer's MaxDeliver.
+func (w *hookWorld) startWorkerMax(name string, nc *nats.Conn, maxDeliver int) *worker {
+	w.t.Helper()
 	js, err := jetstream.New(nc)
 	require.NoError(w.t, err)
 	view, err := liveview.NewStore(context.Background(), js)
@@ -165,7 +171,7 @@ func (w *hookWorld) startWorker(name string, nc *nats.Conn) *worker {
 	c, err := workers.NewConsumer(js, workers.ConsumerConfig{
 		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks", FilterSubjects: []string{events.SubjectWebhookPrefix + ">"},
 		Concurrency: 16, AckWait: 2 * time.Second, BaseDelay: 10 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
-		MaxDeliver: 50, DrainTimeout: 100 * time.Millisecond, PendingInterval: time.Hour,
+		MaxDeliver: maxDeliver, DrainTimeout: 100 * time.Millisecond, PendingInterval: time.Hour,
 	}, h.Handle, nil, zerolog.Nop())
 	require.NoError(w.t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -43,7 +43,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pdsim:", err)
 		return 2
 	}
-	seed := pdsim.DemoSeed()
+	seed := pdsim.DemoSeedWithCard()
 	if cfg.seedFile != "" {
 		if seed, err = readSeed(cfg.seedFile); err != nil {
 			log.Error().Err(err).Msg("cannot read seed")

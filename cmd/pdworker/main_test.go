@@ -57,6 +57,19 @@ func TestSimulateDemo(t *testing.T) {
 	assert.Contains(t, string(b), `"alertGrouping":"intelligent"`)
 	assert.Contains(t, string(b), `"created":true`)
 
+	// The card's on-call curl (-g: the brackets are sent as they are).
+	oncall := regexp.MustCompile(`curl -sg '(http://\S+/api/pagerduty/oncall-users\?\S+)'`).FindStringSubmatch(demo)
+	require.NotNil(t, oncall, demo)
+	req, err = http.NewRequest(http.MethodGet, oncall[1], nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token[1])
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	assert.Contains(t, string(b), `"name":"Ada Lovelace"`)
+
 	cancel()
 	select {
 	case code := <-done:

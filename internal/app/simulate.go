@@ -21,7 +21,7 @@ import (
 // callers, and prepares the demo instructions.
 func (a *App) startSimulation() error {
 	sim := pdsim.New(pdsim.Options{Log: a.log.With().Str("component", "pdsim").Logger()})
-	seed := pdsim.DemoSeed()
+	seed := pdsim.DemoSeedWithCard()
 	if err := sim.Load(seed); err != nil {
 		return fmt.Errorf("seed simulator: %w", err)
 	}
@@ -92,10 +92,17 @@ account without AIOps: the service is created without grouping, and a warning sa
     -H 'Authorization: Bearer %[1]s' -H 'Content-Type: application/json' \
     -d '{"name":"storefront","description":"Storefront","escalationPolicyId":"%[6]s","alertGrouping":"time"}'
 
+What the Backstage PagerDuty card shows for the service %[7]s: the users on call at the first level of
+its escalation policy, and its open incidents (one is six weeks old, which the official backend misses):
+
+  curl -sg '{{HTTP}}/api/pagerduty/oncall-users?escalation_policy_ids[]=%[8]s' -H 'Authorization: Bearer %[1]s'
+  curl -s {{HTTP}}/api/pagerduty/services/%[7]s/incidents -H 'Authorization: Bearer %[1]s'
+
 See what reached "PagerDuty":
 
   curl -s '%[2]s/_sim/requests?method=POST'
-`, token, simURL, acme.ID, globex.ID, acme.EscalationPolicies[0].ID, globex.EscalationPolicies[0].ID)
+`, token, simURL, acme.ID, globex.ID, acme.EscalationPolicies[0].ID, globex.EscalationPolicies[0].ID,
+		acme.Services[0].ID, acme.Services[0].EscalationPolicyID)
 	return b.String()
 }
 

@@ -441,7 +441,8 @@ type Trigger struct {
 	Severity string
 	// DedupKey makes repeated triggers one incident; generated when empty.
 	DedupKey string
-	// User is who asked (a Backstage entity ref or plugin), for the incident's details.
+	// User is who asked (a Backstage user or plugin, or "api-token"); it goes into the
+	// event's custom_details.user.
 	User string
 	// Source names where the trigger came from (default "backstage").
 	Source string

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -44,18 +45,34 @@ var (
 	errWrongTokenBackstage = errors.New("the bearer token is not accepted: it is neither one of API_TOKENS nor a Backstage user or plugin token")
 )
 
+// Callers that are not Backstage users or plugins, as Caller names them.
+const (
+	// CallerAPIToken is a caller with one of API_TOKENS.
+	CallerAPIToken = "api-token"
+	// CallerUnauthenticated is any caller while AUTH_DISABLED is set.
+	CallerUnauthenticated = "unauthenticated"
+)
+
 // Authenticate returns nil when the request carries an accepted credential.
 func (a *Authenticator) Authenticate(r *http.Request) error {
+	_, err := a.Caller(r)
+	return err
+}
+
+// Caller authenticates the request and names who sent it: the Backstage user
+// ("user:default/jane") or plugin ("plugin:catalog", "plugin:scaffolder (for
+// user:default/jane)"), CallerAPIToken or CallerUnauthenticated.
+func (a *Authenticator) Caller(r *http.Request) (string, error) {
 	if a.cfg.Disabled {
-		return nil
+		return CallerUnauthenticated, nil
 	}
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		if a.cfg.Backstage != nil {
-			return errNoTokenBackstage
+			return "", errNoTokenBackstage
 		}
-		return errNoToken
+		return "", errNoToken
 	}
 	token = strings.TrimSpace(token)
 	// Compare against every token so the time taken does not tell which one matched.
@@ -66,30 +83,46 @@ func (a *Authenticator) Authenticate(r *http.Request) error {
 		}
 	}
 	if matched {
-		return nil
+		return CallerAPIToken, nil
 	}
 	if a.cfg.Backstage != nil {
-		_, err := a.cfg.Backstage.Verify(r.Context(), token)
+		c, err := a.cfg.Backstage.Verify(r.Context(), token)
 		switch {
 		case err == nil:
-			return nil
+			return c.String(), nil
 		case errors.Is(err, backstageauth.ErrNotBackstageToken):
-			return errWrongTokenBackstage
+			return "", errWrongTokenBackstage
 		default:
-			return err
+			return "", err
 		}
 	}
-	return errWrongToken
+	return "", errWrongToken
 }
 
-// require wraps next so that it only runs for authenticated callers.
+// require wraps next so that it only runs for authenticated callers, with the caller
+// in the request's context (CallerFrom).
 func (a *Authenticator) require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Authenticate(r); err != nil {
+		caller, err := a.Caller(r)
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pdworker"`)
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), caller)))
 	})
+}
+
+// callerKey is the context key of the authenticated caller.
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the name of the authenticated caller.
+func WithCaller(ctx context.Context, caller string) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller)
+}
+
+// CallerFrom returns the caller WithCaller stored in ctx, or "" when none.
+func CallerFrom(ctx context.Context) string {
+	c, _ := ctx.Value(callerKey{}).(string)
+	return c
 }

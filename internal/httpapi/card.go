@@ -176,6 +176,7 @@ func (h *cardHandlers) trigger(w http.ResponseWriter, r *http.Request) {
 	serviceID := r.PathValue("serviceId")
 	dedup, err := h.cards.TriggerIncident(r.Context(), account(r), serviceID, card.Trigger{
 		Title: in.Title, Description: in.Description, Severity: in.Severity, DedupKey: in.DedupKey,
+		User: CallerFrom(r.Context()),
 	})
 	if err != nil {
 		status, msg := errorStatus(err)

@@ -42,7 +42,8 @@ const (
 
 // cardSeed is the fixed simulator state of the golden files: two accounts, on-calls
 // spread over more than one page with the lowest level on the last page, more change
-// events than the card shows.
+// events than the card shows, and on Search an open incident older than PagerDuty's
+// default one-month incident window.
 func cardSeed() pdsim.Seed {
 	users := []pdsim.UserSeed{}
 	oncalls := []pdsim.OnCallSeed{}
@@ -77,7 +78,8 @@ func cardSeed() pdsim.Seed {
 			},
 			Card: &pdsim.CardSeed{
 				Users: users, OnCalls: oncalls, ChangeEvents: changes,
-				Metrics: []pdsim.ServiceMetricsSeed{{ServiceID: "PSVC001", TotalIncidentCount: 12, TotalHighUrgencyIncidents: 4, TotalInterruptions: 9, MeanSecondsToResolve: 1800, MeanSecondsToFirstAck: 120}},
+				Metrics:   []pdsim.ServiceMetricsSeed{{ServiceID: "PSVC001", TotalIncidentCount: 12, TotalHighUrgencyIncidents: 4, TotalInterruptions: 9, MeanSecondsToResolve: 1800, MeanSecondsToFirstAck: 120}},
+				Incidents: searchIncidents(time.Now()),
 			},
 		},
 		{
@@ -86,6 +88,16 @@ func cardSeed() pdsim.Seed {
 			Services:           []pdsim.ServiceSeed{{ID: "PSVCG01", Name: "Globex Web", EscalationPolicyID: "PEPGLB1"}},
 		},
 	}}
+}
+
+// searchIncidents are the incidents of Search (PSVC002): open ones created two months
+// and three days before now, and a resolved one, which the card must not list.
+func searchIncidents(now time.Time) []pdsim.IncidentSeed {
+	return []pdsim.IncidentSeed{
+		{ID: "PINC001", ServiceID: "PSVC002", Title: "Search index rebuild stuck", IncidentKey: "search-index", CreatedAt: now.AddDate(0, -2, 0)},
+		{ID: "PINC002", ServiceID: "PSVC002", Title: "Search was down", Status: pdsim.IncidentResolved, IncidentKey: "search-down", CreatedAt: now.AddDate(0, 0, -40)},
+		{ID: "PINC003", ServiceID: "PSVC002", Title: "Search latency above SLO", Status: pdsim.IncidentAcknowledged, Urgency: "low", IncidentKey: "search-latency", CreatedAt: now.AddDate(0, 0, -3)},
+	}
 }
 
 // env is the card API in front of a simulator and a fake Backstage.
@@ -100,12 +112,14 @@ type env struct {
 type envOptions struct {
 	cache    card.Config
 	readOnly bool
+	// simRateLimit is the simulator's limit per account per minute (0: PagerDuty's 960).
+	simRateLimit int
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	log := zerolog.Nop()
-	sim := pdsim.New(pdsim.Options{Seed: 7})
+	sim := pdsim.New(pdsim.Options{Seed: 7, RateLimit: o.simRateLimit})
 	require.NoError(t, sim.Load(cardSeed()))
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
@@ -180,6 +194,7 @@ func TestCardRoutesGolden(t *testing.T) {
 		{"R14_unknown_integration_key", "/api/pagerduty/services?integration_key=Checkout", 404, []string{"errors"}},
 		{"R14_all_accounts", "/api/pagerduty/services", 200, []string{"services"}},
 		{"R16_change_events", "/api/pagerduty/services/PSVC001/change-events", 200, []string{"change_events"}},
+		{"R17_incidents", "/api/pagerduty/services/PSVC002/incidents", 200, []string{"incidents"}},
 		{"R18_standards", "/api/pagerduty/services/PSVC001/standards", 200, []string{"standards"}},
 		{"R19_metrics", "/api/pagerduty/services/PSVC001/metrics", 200, []string{"metrics"}},
 		{"R12_oncall_users_brackets", "/api/pagerduty/oncall-users?escalation_policy_ids[]=PEP0001", 200, []string{"users"}},
@@ -214,8 +229,9 @@ func TestCardRoutesGolden(t *testing.T) {
 	}
 }
 
-// creationTimes are the simulator's clock readings, which differ from run to run.
-var creationTimes = regexp.MustCompile(`"(created_at|updated_at)":"[^"]*"`)
+// creationTimes are the simulator's clock readings and the seeded incidents' times
+// (relative to now), which differ from run to run.
+var creationTimes = regexp.MustCompile(`"(created_at|updated_at|last_status_change_at|at)":"[^"]*"`)
 
 func mapKeys(m map[string]json.RawMessage) []string {
 	out := []string{}
@@ -240,6 +256,42 @@ func TestOnCallUsersReadsEveryPage(t *testing.T) {
 	assert.Equal(t, "User 01", got.Users[0].Name)
 	assert.Equal(t, "User 02", got.Users[1].Name)
 	assert.Equal(t, 1, e.sim.Count(http.MethodGet, "/oncalls"), "one call of 100 covers the 33 entries")
+}
+
+// TestOpenIncidentsOfAnyAge checks the fix behind R17's shape: an open incident
+// created two months ago is listed, which PagerDuty's default window (the last month,
+// what the official backend asks for) hides; resolved incidents are not listed.
+func TestOpenIncidentsOfAnyAge(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ids := func(body []byte) []string {
+		var got struct {
+			Incidents []struct {
+				ID string `json:"id"`
+			} `json:"incidents"`
+		}
+		require.NoError(t, json.Unmarshal(body, &got), "%s", body)
+		out := []string{}
+		for _, in := range got.Incidents {
+			out = append(out, in.ID)
+		}
+		return out
+	}
+
+	a := e.do(t, http.MethodGet, "/api/pagerduty/services/PSVC002/incidents", staticToken, "")
+	require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+	assert.Equal(t, []string{"PINC001", "PINC003"}, ids(a.body), "open incidents, oldest first")
+
+	// The official backend's query: no date_range, so PagerDuty's one-month default.
+	req, err := http.NewRequest(http.MethodGet, e.simURL+"/incidents?time_zone=UTC&sort_by=created_at&statuses[]=triggered&statuses[]=acknowledged&service_ids[]=PSVC002", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Token token=pd-default")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Equal(t, []string{"PINC003"}, ids(body), "the default window hides the two-month-old incident")
 }
 
 // TestTokens is the token table through the real HTTP stack.
@@ -490,4 +542,48 @@ func TestTriggerIncident(t *testing.T) {
 	assert.Zero(t, ro.sim.Count(http.MethodPost, ""))
 }
 
-var _ = context.Background
+// TestTriggerRecordsTheCaller puts who triggered (the verified Backstage user or
+// plugin, or "api-token") into the event's custom_details, as the official frontend
+// puts the user's name there, and routes the event through the Backstage integration.
+func TestTriggerRecordsTheCaller(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	key := e.do(t, http.MethodPost, "/api/pagerduty/services/PSVC001/integration/PRO19CT", staticToken, "")
+	require.Equal(t, http.StatusOK, key.status, "%s", key.body)
+	var integrationKey string
+	require.NoError(t, json.Unmarshal(key.body, &integrationKey))
+
+	tests := []struct {
+		name, token, want string
+	}{
+		{"user token", e.backstage.UserToken(t, "user:default/jane"), "user:default/jane"},
+		{"plugin token", e.backstage.PluginToken(t, "scaffolder", "pagerduty"), "plugin:scaffolder"},
+		{"static token", staticToken, httpapi.CallerAPIToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, "/api/pagerduty/services/PSVC001/incidents", tt.token,
+				`{"title":"Checkout is slow","description":"p99 above 2s","dedupKey":"`+tt.name+`"}`)
+			require.Equal(t, http.StatusAccepted, a.status, "%s", a.body)
+			var got *pdsim.IncidentState
+			for _, in := range e.sim.Incidents("default") {
+				if in.IncidentKey == tt.name {
+					got = &in
+				}
+			}
+			require.NotNil(t, got, "the simulator opened an incident with the dedup key")
+			assert.Equal(t, integrationKey, got.RoutingKey)
+			assert.Equal(t, map[string]any{"user": tt.want, "service_id": "PSVC001", "description": "p99 above 2s"}, got.Details)
+		})
+	}
+
+	t.Run("auth disabled", func(t *testing.T) {
+		auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Disabled: true}, zerolog.Nop())
+		caller, err := auth.Caller(httptest.NewRequest(http.MethodGet, "/api/pagerduty/health", nil))
+		require.NoError(t, err)
+		assert.Equal(t, httpapi.CallerUnauthenticated, caller)
+	})
+	t.Run("context helpers", func(t *testing.T) {
+		assert.Empty(t, httpapi.CallerFrom(context.Background()))
+		assert.Equal(t, "user:default/ann", httpapi.CallerFrom(httpapi.WithCaller(context.Background(), "user:default/ann")))
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,20 +21,48 @@ import (
 	"github.com/pdworker/pdworker/internal/secret"
 )
 
-var cardLoad = flag.Duration("cardload", 0, "run the card-view load comparison for this long per row (BENCHMARKS.md)")
+var (
+	cardLoad       = flag.Duration("cardload", 0, "run the card-view load comparison for this long per row (BENCHMARKS.md)")
+	cardLoadLimits = flag.String("cardload-limits", "960", `simulator rate limits (requests per minute per account) to run the comparison under, comma-separated; "off" lifts the limit`)
+)
+
+// liftedRateLimit stands for "no rate limit" in the simulator.
+const liftedRateLimit = 1 << 30
 
 // TestCardViewLoad measures, for 1, 10 and 200 concurrent viewers loading the full
 // card in a loop, the PagerDuty calls per card view and the p50/p99 latency of a view:
 // through pdworker (cached, single-flight) and in the official backend's pattern (the
-// same 7 PagerDuty calls per view, uncached, straight to the simulator).
+// same 7 PagerDuty calls per view, uncached, straight to the simulator), under each
+// simulator rate limit of -cardload-limits.
 func TestCardViewLoad(t *testing.T) {
 	if *cardLoad == 0 {
 		t.Skip("run with -cardload=10s")
 	}
-	fmt.Printf("| viewers | backend | card views | PagerDuty calls | calls per view | PagerDuty 429s | view p50 | view p99 |\n|---|---|---|---|---|---|---|---|\n")
+	var limits []int
+	for _, l := range strings.Split(*cardLoadLimits, ",") {
+		if l = strings.TrimSpace(l); l == "off" {
+			limits = append(limits, liftedRateLimit)
+			continue
+		}
+		n, err := strconv.Atoi(l)
+		require.NoError(t, err, "-cardload-limits")
+		limits = append(limits, n)
+	}
+	fmt.Printf("| simulator limit | viewers | backend | card views | PagerDuty calls | calls per view | PagerDuty 429s | view p50 | view p99 |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, limit := range limits {
+		limitName := strconv.Itoa(limit) + "/min"
+		if limit == liftedRateLimit {
+			limitName = "off"
+		}
+		cardViewLoadRows(t, limit, limitName)
+	}
+}
+
+// cardViewLoadRows prints the rows of TestCardViewLoad for one simulator rate limit.
+func cardViewLoadRows(t *testing.T, limit int, limitName string) {
 	for _, viewers := range []int{1, 10, 200} {
 		for _, official := range []bool{false, true} {
-			e := newEnv(t, envOptions{cache: card.Config{TTL: 60 * time.Second}})
+			e := newEnv(t, envOptions{cache: card.Config{TTL: 60 * time.Second}, simRateLimit: limit})
 			pd := officialClient(t, e.simURL)
 			e.sim.ResetRequests()
 			var mu sync.Mutex
@@ -74,7 +104,7 @@ func TestCardViewLoad(t *testing.T) {
 			if official {
 				name = "official pattern (7 uncached)"
 			}
-			fmt.Printf("| %d | %s | %d | %d | %.3f | %d | %s | %s |\n", viewers, name, len(lat), calls,
+			fmt.Printf("| %s | %d | %s | %d | %d | %.3f | %d | %s | %s |\n", limitName, viewers, name, len(lat), calls,
 				float64(calls)/float64(len(lat)), limited, pct(lat, 50), pct(lat, 99))
 		}
 	}

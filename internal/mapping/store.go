@@ -46,6 +46,9 @@ type Mapping struct {
 	// Account is the PagerDuty account id ("" = the default account).
 	Account       string    `json:"account"`
 	ProcessedDate time.Time `json:"processedDate"`
+	// ServiceDeletedAt is when PagerDuty reported the service deleted (a
+	// service.deleted webhook, see MarkServiceDeleted); absent while it exists.
+	ServiceDeletedAt *time.Time `json:"serviceDeletedAt,omitempty"`
 }
 
 // Setting is one plugin setting row (GET /settings/:id).

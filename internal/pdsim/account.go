@@ -110,6 +110,7 @@ func (s *Sim) Load(seed Seed) error {
 		for _, c := range seed.Accounts[i].OAuthClients {
 			s.oauthClients[c.ID] = &oauthClient{id: c.ID, secret: c.Secret, account: a.id}
 		}
+		s.seedIncidents(a) // CardSeed.Incidents (incidents.go)
 	}
 	return nil
 }
@@ -171,7 +172,7 @@ func (s *Sim) buildAccount(as AccountSeed) (*account, []string, error) {
 		}
 		a.services[svcID] = newService(svcID, ss.Name, ss.Description, ss.EscalationPolicyID, now, a.nextSeq())
 	}
-	card, err := newCardState(a, as.Card)
+	card, err := newCardState(a, as.Card, id)
 	if err != nil {
 		return nil, reserved, err
 	}

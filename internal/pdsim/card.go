@@ -11,14 +11,33 @@ import (
 	"time"
 )
 
-// CardSeed is what the Backstage card reads besides services and incidents: users and
-// their on-call entries, change events and incident metrics. Standards scores are
-// computed from each service's state.
+// CardSeed is what the Backstage card reads besides services: users and their on-call
+// entries, change events, incident metrics and incidents that already exist (of any
+// age). Standards scores are computed from each service's state.
 type CardSeed struct {
 	Users        []UserSeed           `json:"users,omitempty"`
 	OnCalls      []OnCallSeed         `json:"oncalls,omitempty"`
 	ChangeEvents []ChangeEventSeed    `json:"change_events,omitempty"`
 	Metrics      []ServiceMetricsSeed `json:"metrics,omitempty"`
+	Incidents    []IncidentSeed       `json:"incidents,omitempty"`
+}
+
+// IncidentSeed is an incident that exists when the account is loaded, created at
+// CreatedAt (which may lie before GET /incidents' default one-month window). It is
+// kept by the same incident model as incidents opened through the Events API, without
+// a routing key.
+type IncidentSeed struct {
+	// ID is the incident id; empty gets a generated one.
+	ID        string `json:"id,omitempty"`
+	ServiceID string `json:"service_id"`
+	Title     string `json:"title"`
+	// Status is triggered (default), acknowledged or resolved.
+	Status string `json:"status,omitempty"`
+	// Urgency is high (default) or low.
+	Urgency string `json:"urgency,omitempty"`
+	// IncidentKey is the incident's key; empty gets a generated one.
+	IncidentKey string    `json:"incident_key,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // UserSeed is a PagerDuty user.
@@ -70,10 +89,14 @@ type cardState struct {
 	oncalls      []OnCallSeed
 	changeEvents []ChangeEventSeed
 	metrics      map[string]ServiceMetricsSeed
+	// incidents are the seeded incidents, oldest first, with their ids reserved; they
+	// join the incident book when the account is added (seedIncidents).
+	incidents []IncidentSeed
 }
 
-// newCardState checks a CardSeed against the account's policies and services.
-func newCardState(a *account, cs *CardSeed) (cardState, error) {
+// newCardState checks a CardSeed against the account's policies and services; id
+// reserves a seeded object id or makes one for "".
+func newCardState(a *account, cs *CardSeed, id func(given string) (string, error)) (cardState, error) {
 	st := cardState{users: map[string]UserSeed{}, metrics: map[string]ServiceMetricsSeed{}}
 	if cs == nil {
 		return st, nil
@@ -103,6 +126,26 @@ func newCardState(a *account, cs *CardSeed) (cardState, error) {
 		}
 		st.metrics[m.ServiceID] = m
 	}
+	for _, in := range cs.Incidents {
+		switch {
+		case a.services[in.ServiceID] == nil:
+			return st, fmt.Errorf("incident %q: service %q not found", in.Title, in.ServiceID)
+		case strings.TrimSpace(in.Title) == "" || len(in.Title) > maxSummary:
+			return st, fmt.Errorf("incident on %s: a title of 1 to %d characters is required", in.ServiceID, maxSummary)
+		case in.Status != "" && in.Status != IncidentTriggered && in.Status != IncidentAcknowledged && in.Status != IncidentResolved:
+			return st, fmt.Errorf("incident %q: status %q is not triggered, acknowledged or resolved", in.Title, in.Status)
+		case in.Urgency != "" && in.Urgency != "high" && in.Urgency != "low":
+			return st, fmt.Errorf("incident %q: urgency %q is not high or low", in.Title, in.Urgency)
+		case in.CreatedAt.IsZero():
+			return st, fmt.Errorf("incident %q: created_at is required", in.Title)
+		}
+		var err error
+		if in.ID, err = id(in.ID); err != nil {
+			return st, fmt.Errorf("incident %q: %w", in.Title, err)
+		}
+		st.incidents = append(st.incidents, in)
+	}
+	slices.SortStableFunc(st.incidents, func(x, y IncidentSeed) int { return x.CreatedAt.Compare(y.CreatedAt) })
 	return st, nil
 }
 

@@ -2,7 +2,7 @@
 // tests, benchmarks, the demo (`pdworker --simulate`) and the standalone `pdsim` binary.
 //
 // A *Sim is an http.Handler. It keeps state per account (escalation policies, services,
-// integrations, alert grouping settings, abilities), chooses the account from the
+// integrations, alert grouping settings, abilities, incidents), chooses the account from the
 // request's credentials (`Authorization: Token token=…`, or `Bearer …` with a token
 // issued by its own `POST /oauth/token`), enforces a per-account rate limit with
 // PagerDuty's `ratelimit-*` headers, can be told to inject faults, and records every
@@ -38,6 +38,20 @@
 //   - OAuth scopes are not enforced on REST calls (no 403); the `as_account-…` scope
 //     must name the client's own account.
 //   - The request log holds at most one million entries; older ones are dropped.
+//   - Incidents: the Events API v2 (`POST /v2/enqueue`, authenticated by routing key,
+//     not rate limited) opens an incident on trigger and acknowledges or resolves the
+//     open incident of a `dedup_key`; REST `PUT /incidents/{id}` does the same. A
+//     resolved incident stays resolved. Each escalation policy has one on-call user,
+//     to whom incidents are assigned. `GET /incidents` defaults to the last month.
+//   - Webhooks (v3): subscriptions (`/webhook_subscriptions`, or AddWebhookSubscription)
+//     receive incident.triggered/acknowledged/resolved on every incident change and
+//     service.created/updated/deleted on every REST service change, signed with every
+//     current secret (two during a rotation), with `X-Webhook-Id`,
+//     `X-Webhook-Subscription` and `User-Agent: PagerDuty-Webhook/V3.0`. Deliveries of
+//     one incident or service leave in order; timeouts, 5xx and 429 are retried with
+//     doubling intervals (undocumented at PagerDuty), other 4xx drop the delivery, and
+//     3 drops in a row disable the subscription for a day. occurred_at has millisecond
+//     precision and increases across the events of one incident or service.
 //
 // pdsim imports only the standard library and zerolog. It must not import any other
 // package of this module, so that every package can use it in tests.

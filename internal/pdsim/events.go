@@ -22,9 +22,10 @@ type enqueueEvent struct {
 	EventAction string `json:"event_action"`
 	DedupKey    string `json:"dedup_key"`
 	Payload     *struct {
-		Summary  string `json:"summary"`
-		Source   string `json:"source"`
-		Severity string `json:"severity"`
+		Summary       string         `json:"summary"`
+		Source        string         `json:"source"`
+		Severity      string         `json:"severity"`
+		CustomDetails map[string]any `json:"custom_details"`
 	} `json:"payload"`
 }
 
@@ -89,7 +90,7 @@ func (s *Sim) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	switch ev.EventAction {
 	case "trigger":
 		if open == nil {
-			s.openIncident(a, svc, ev.Payload.Summary, ev.DedupKey, ev.RoutingKey)
+			s.openIncident(a, svc, ev.Payload.Summary, ev.DedupKey, ev.RoutingKey).details = ev.Payload.CustomDetails
 		}
 	case "acknowledge":
 		if open != nil {

@@ -3,6 +3,7 @@ package pdsim
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,6 +41,7 @@ type incident struct {
 	resolvedAt              *time.Time
 	lastEventAt             time.Time // occurred_at of its last webhook
 	seq                     int64
+	details                 map[string]any // the triggering event's payload.custom_details
 }
 
 // incidentBook holds every incident of every account. Its lock is taken after an
@@ -73,6 +75,10 @@ type IncidentState struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+	// RoutingKey is the integration key of the event that opened it ("" for others).
+	RoutingKey string `json:"routing_key,omitempty"`
+	// Details are the custom_details of the event that opened it.
+	Details map[string]any `json:"details,omitempty"`
 }
 
 // Incidents returns copies of an account's incidents in creation order; nil for an
@@ -90,6 +96,7 @@ func (s *Sim) Incidents(account string) []IncidentState {
 			ID: inc.id, Account: inc.account, Number: inc.number, Title: inc.title, Status: inc.status,
 			Urgency: inc.urgency, IncidentKey: inc.incidentKey, ServiceID: inc.serviceID, HTMLURL: inc.htmlURL,
 			AssigneeIDs: []string{}, CreatedAt: inc.createdAt, UpdatedAt: inc.updatedAt, ResolvedAt: inc.resolvedAt,
+			RoutingKey: inc.routingKey, Details: maps.Clone(inc.details),
 		}
 		for _, a := range inc.assignees {
 			st.AssigneeIDs = append(st.AssigneeIDs, a.ID)
@@ -136,12 +143,19 @@ func (a *account) oncallFor(ep *escalationPolicy) reference {
 
 // openIncident creates a triggered incident on svc; callers hold a.mu and b.mu.
 func (s *Sim) openIncident(a *account, svc *service, title, key, routingKey string) *incident {
+	inc := s.newIncident(a, svc, s.ids.objectID(), title, key, routingKey, s.now().UTC())
+	s.emitIncident(a, inc, "incident.triggered")
+	return inc
+}
+
+// newIncident records a triggered incident on svc created at now, without a webhook;
+// callers hold b.mu.
+func (s *Sim) newIncident(a *account, svc *service, id, title, key, routingKey string, now time.Time) *incident {
 	b := s.incidents
-	now := s.now().UTC()
 	b.seq++
 	b.numbers[a.id]++
 	inc := &incident{
-		id: s.ids.objectID(), account: a.id, number: b.numbers[a.id], title: title, status: IncidentTriggered,
+		id: id, account: a.id, number: b.numbers[a.id], title: title, status: IncidentTriggered,
 		urgency: "high", incidentKey: key, routingKey: routingKey, serviceID: svc.id, serviceName: svc.name,
 		serviceHTMLURL: a.webURL("/service-directory/" + svc.id),
 		createdAt:      now, updatedAt: now, lastStatusChangeAt: now, seq: b.seq,
@@ -155,8 +169,30 @@ func (s *Sim) openIncident(a *account, svc *service, title, key, routingKey stri
 	if routingKey != "" {
 		b.open[routingKey+"\x00"+key] = inc
 	}
-	s.emitIncident(a, inc, "incident.triggered")
 	return inc
+}
+
+// seedIncidents records the incidents of the account's seed (CardSeed.Incidents), oldest
+// first, at their creation times and without webhooks: they are history, not news. A
+// seeded status other than triggered is dated at creation too. It runs once, while the
+// account is not yet visible to requests.
+func (s *Sim) seedIncidents(a *account) {
+	b := s.incidents
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, in := range a.card.incidents {
+		key := in.IncidentKey
+		if key == "" {
+			key = s.ids.integrationKey()
+		}
+		inc := s.newIncident(a, a.services[in.ServiceID], in.ID, in.Title, key, "", in.CreatedAt.UTC())
+		inc.urgency = cmp.Or(in.Urgency, inc.urgency)
+		inc.status = cmp.Or(in.Status, inc.status)
+		if inc.status == IncidentResolved {
+			inc.resolvedAt = &inc.createdAt
+			inc.assignees = nil
+		}
+	}
 }
 
 // setStatus moves an incident to status and emits the webhook; it reports whether

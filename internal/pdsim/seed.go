@@ -3,6 +3,7 @@ package pdsim
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Seed is initial data for one or more accounts. It is what `pdsim --seed file.json`
@@ -128,6 +129,65 @@ func DemoSeed() Seed {
 			},
 		},
 	}}
+}
+
+// DemoServiceID is the service DemoSeedWithCard gives account acme.
+const DemoServiceID = "PPAYAPI"
+
+// DemoSeedWithCard is DemoSeed plus, in acme, what the Backstage card shows: the
+// service DemoServiceID ("Payments API", on "Payments Primary"), users on call at
+// several levels of every policy, change events, incident metrics and incidents, one
+// of them open for six weeks (times relative to now). `pdworker --simulate` loads it;
+// DemoSeed itself stays without services or incidents.
+func DemoSeedWithCard() Seed {
+	seed := DemoSeed()
+	acme := &seed.Accounts[0]
+	acme.Services = append(acme.Services,
+		ServiceSeed{ID: DemoServiceID, Name: "Payments API", Description: "Card payments and refunds", EscalationPolicyID: "PACME02"})
+	acme.Card = demoCard(time.Now().UTC().Truncate(time.Minute))
+	return seed
+}
+
+// demoCard is acme's card data in DemoSeedWithCard.
+func demoCard(now time.Time) *CardSeed {
+	users := []UserSeed{
+		{ID: "PUADA01", Name: "Ada Lovelace", Email: "ada@acme.example"},
+		{ID: "PUGRC01", Name: "Grace Hopper", Email: "grace@acme.example"},
+		{ID: "PUALN01", Name: "Alan Turing", Email: "alan@acme.example"},
+		{ID: "PUKAT01", Name: "Katherine Johnson", Email: "katherine@acme.example"},
+	}
+	deploy := func(id, summary string, ago time.Duration, build int) ChangeEventSeed {
+		return ChangeEventSeed{ID: id, ServiceID: DemoServiceID, Summary: summary, Source: "github-actions", Timestamp: now.Add(-ago),
+			Links: []Link{{Href: fmt.Sprintf("https://ci.acme.example/payments-api/builds/%d", build), Text: "build"}}}
+	}
+	return &CardSeed{
+		Users: users,
+		OnCalls: []OnCallSeed{
+			{EscalationPolicyID: "PACME02", UserID: "PUKAT01", Level: 1},
+			{EscalationPolicyID: "PACME02", UserID: "PUADA01", Level: 1},
+			{EscalationPolicyID: "PACME02", UserID: "PUALN01", Level: 2},
+			{EscalationPolicyID: "PACME02", UserID: "PUGRC01", Level: 3},
+			{EscalationPolicyID: "PACME01", UserID: "PUGRC01", Level: 1},
+			{EscalationPolicyID: "PACME01", UserID: "PUALN01", Level: 2},
+			{EscalationPolicyID: "PACME03", UserID: "PUALN01", Level: 1},
+		},
+		ChangeEvents: []ChangeEventSeed{
+			deploy("01DEMOCHANGE0000000000000001", "Deploy payments-api v2.14.0", 26*time.Hour, 1412),
+			deploy("01DEMOCHANGE0000000000000002", "Deploy payments-api v2.14.1 (refund rounding fix)", 5*time.Hour, 1420),
+			deploy("01DEMOCHANGE0000000000000003", "Feature flag instant-refunds on for 10% of merchants", 40*time.Minute, 1423),
+		},
+		Metrics: []ServiceMetricsSeed{{
+			ServiceID: DemoServiceID, TotalIncidentCount: 7, TotalHighUrgencyIncidents: 3, TotalInterruptions: 11,
+			MeanSecondsToResolve: 2640, MeanSecondsToFirstAck: 185,
+		}},
+		Incidents: []IncidentSeed{
+			{ID: "PDEMOI1", ServiceID: DemoServiceID, Title: "Settlement file for EU merchants not delivered", Status: IncidentAcknowledged,
+				Urgency: "low", IncidentKey: "demo-settlement-eu", CreatedAt: now.Add(-42 * 24 * time.Hour)},
+			{ID: "PDEMOI2", ServiceID: DemoServiceID, Title: "Refund API p99 latency above 2s", IncidentKey: "demo-refund-latency", CreatedAt: now.Add(-35 * time.Minute)},
+			{ID: "PDEMOI3", ServiceID: DemoServiceID, Title: "Card authorisations failing for one acquirer", Status: IncidentResolved,
+				IncidentKey: "demo-acquirer", CreatedAt: now.Add(-9 * 24 * time.Hour)},
+		},
+	}
 }
 
 // LargeSeed returns one account, "large" (token LargeSeedToken, AIOps, settings API),

@@ -198,6 +198,7 @@ func (s *Sim) handleCreateService(w http.ResponseWriter, r *http.Request) {
 	}
 	svc.id, svc.seq = s.ids.objectID(), a.nextSeq()
 	a.services[svc.id] = svc
+	s.emitService(a, svc, "service.created")
 	writeJSON(w, http.StatusCreated, map[string]serviceJSON{"service": a.renderService(baseURL(r), svc, nil)})
 }
 
@@ -246,6 +247,7 @@ func (s *Sim) handleUpdateService(w http.ResponseWriter, r *http.Request) {
 	}
 	next.updatedAt = s.now().UTC()
 	a.services[next.id] = &next
+	s.emitService(a, &next, "service.updated")
 	writeJSON(w, http.StatusOK, map[string]serviceJSON{"service": a.renderService(baseURL(r), &next, nil)})
 }
 
@@ -262,6 +264,7 @@ func (s *Sim) handleDeleteService(w http.ResponseWriter, r *http.Request) {
 	}
 	a.commitLeaveSetting(svc)
 	delete(a.services, svc.id)
+	s.emitService(a, svc, "service.deleted")
 	w.WriteHeader(http.StatusNoContent)
 }
 

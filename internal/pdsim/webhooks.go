@@ -137,6 +137,9 @@ type webhookHub struct {
 	subs map[string]*subscription
 	idle *sync.Cond
 	busy int // queues being drained
+	// serviceEventAt holds the occurred_at of each service's last service.* event
+	// (account + "\x00" + service id).
+	serviceEventAt map[string]time.Time
 }
 
 func newWebhookHub(opts WebhookOptions) *webhookHub {
@@ -147,6 +150,7 @@ func newWebhookHub(opts WebhookOptions) *webhookHub {
 	h := &webhookHub{
 		opts: opts, client: &http.Client{Timeout: opts.Timeout, Transport: tr},
 		sem: make(chan struct{}, opts.Concurrency), ctx: ctx, stop: stop, subs: map[string]*subscription{},
+		serviceEventAt: map[string]time.Time{},
 	}
 	h.idle = sync.NewCond(&h.mu)
 	return h
@@ -365,6 +369,34 @@ func (s *Sim) emitIncident(a *account, inc *incident, eventType string) {
 	}
 	inc.lastEventAt = at
 	s.emit(a.id, inc.serviceID, inc.id, eventType, "incident", at, data)
+}
+
+// emitService queues the service.created, service.updated or service.deleted webhook
+// of a service change to every matching subscription. Callers hold the account's lock,
+// which keeps deliveries in the order of the changes; the data is the short service
+// object PagerDuty sends, not the full service.
+func (s *Sim) emitService(a *account, svc *service, eventType string) {
+	data := map[string]any{
+		"id": svc.id, "type": "service", "self": webhookAPIBase + "/services/" + svc.id,
+		"html_url": a.webURL("/service-directory/" + svc.id), "summary": svc.name,
+		"alert_creation": svc.alertCreation, "teams": []reference{},
+	}
+	at := s.webhooks.nextServiceEventAt(a.id+"\x00"+svc.id, s.now())
+	s.emit(a.id, svc.id, svc.id, eventType, "service", at, data)
+}
+
+// nextServiceEventAt returns the occurred_at of a service's next event: now at
+// millisecond precision, or a millisecond after its previous event when that is not
+// earlier, so that the order of a service's events stays visible.
+func (h *webhookHub) nextServiceEventAt(key string, now time.Time) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at := now.UTC().Truncate(time.Millisecond)
+	if last, ok := h.serviceEventAt[key]; ok && !at.After(last) {
+		at = last.Add(time.Millisecond)
+	}
+	h.serviceEventAt[key] = at
+	return at
 }
 
 // emit builds one event and queues it for every matching subscription of account.

@@ -1,0 +1,28 @@
+// Command pdload measures the PagerDuty webhook path on this machine and prints the
+// figures BENCHMARKS.md records. Everything runs in one process over loopback: an
+// embedded NATS server with file storage (reached over TCP, as pdworker does), the
+// real receiver (httpapi.NewWebhookHandler: body cap, signature check, envelope
+// decode, durable JetStream publish), and a bare handler that reads the body and
+// answers 204 (the floor).
+//
+// Two measurements:
+//
+//   - ingest: the floor and the receiver, one after the other in the same run, first
+//     open-loop at a fixed rate (-rate; latency counted from the moment each request
+//     was due, so a slow server cannot hide its queueing: no coordinated omission),
+//     then closed-loop at maximum throughput (-concurrency clients sending
+//     back-to-back). Each delivery is a distinct, signed incident.triggered envelope.
+//   - e2e: the simulator's incidents change state through the Events API v2
+//     (trigger, acknowledge, resolve) at -e2e-rate changes per second; the simulator
+//     delivers signed webhooks to the receiver, the webhook worker applies them, and
+//     a watcher of the live-view bucket notes when each change becomes visible. The
+//     latency runs from just before the Events API call to that moment.
+//
+// Usage:
+//
+//	go run ./cmd/pdload [-mode all|ingest|e2e] [-rate 1000] [-duration 10s]
+//	    [-concurrency 64] [-max-duration 10s] [-e2e-rate 150] [-e2e-duration 10s]
+//
+// It imports events, internal/httpapi, internal/liveview, internal/pdsim,
+// internal/secret, internal/webhook and workers, and is imported by nothing.
+package main

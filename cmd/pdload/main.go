@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/pdworker/pdworker/events"
+	"github.com/pdworker/pdworker/internal/httpapi"
+	"github.com/pdworker/pdworker/internal/secret"
+	"github.com/pdworker/pdworker/internal/webhook"
+)
+
+// Figures of the issue the ingest run is judged by.
+const (
+	targetP99       = 10 * time.Millisecond
+	targetShare     = 0.5  // of the floor's maximum throughput
+	goalShare       = 0.7  // of the floor's maximum throughput
+	goalRate        = 2500 // deliveries per second with zero non-2xx and p99 under targetP99
+	baselineRate    = 1000
+	maxInFlight     = 4096
+	requestTimeout  = 10 * time.Second
+	warmupRequests  = 2000
+	loadSecretValue = "pdload-webhook-signing-secret-0001"
+)
+
+type options struct {
+	mode        string
+	rates       []int
+	duration    time.Duration
+	concurrency int
+	maxDuration time.Duration
+	e2eRate     int
+	e2eDuration time.Duration
+}
+
+func main() {
+	var o options
+	var rates string
+	flag.StringVar(&o.mode, "mode", "all", "what to measure: all, ingest or e2e")
+	flag.StringVar(&rates, "rate", "1000,2500", "fixed open-loop rates in requests per second, comma-separated")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each fixed-rate run")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "clients of the maximum-throughput run")
+	flag.DurationVar(&o.maxDuration, "max-duration", 10*time.Second, "length of each maximum-throughput run")
+	flag.IntVar(&o.e2eRate, "e2e-rate", 150, "incident state changes per second of the end-to-end run")
+	flag.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end run")
+	flag.Parse()
+	for r := range strings.SplitSeq(rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "pdload: -rate %q: want positive integers, comma-separated\n", rates)
+			os.Exit(2)
+		}
+		o.rates = append(o.rates, n)
+	}
+	if o.mode != "all" && o.mode != "ingest" && o.mode != "e2e" {
+		fmt.Fprintln(os.Stderr, "pdload: -mode must be all, ingest or e2e")
+		os.Exit(2)
+	}
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "pdload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	fmt.Fprintf(out, "pdload: %d CPUs, %s/%s, %s, GOMAXPROCS=%d\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0))
+	if o.mode == "all" || o.mode == "ingest" {
+		if err := ingest(ctx, o, out); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+	}
+	if o.mode == "all" || o.mode == "e2e" {
+		if err := endToEnd(ctx, o, out); err != nil {
+			return fmt.Errorf("end to end: %w", err)
+		}
+	}
+	return nil
+}
+
+// natsEnv is an embedded NATS server with file storage in a temporary directory, a TCP
+// connection to it and every stream and bucket provisioned.
+type natsEnv struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	close func()
+}
+
+func startNATS(ctx context.Context) (*natsEnv, error) {
+	dir, err := os.MkdirTemp("", "pdload-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := events.StartEmbedded(events.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, zerolog.Nop())
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	cleanup := func() {
+		srv.Shutdown()
+		_ = os.RemoveAll(dir)
+	}
+	nc, err := events.Connect(ctx, srv.ClientURL(), "pdload", zerolog.Nop())
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = events.Provision(ctx, js, 1)
+	}
+	if err != nil {
+		nc.Close()
+		cleanup()
+		return nil, err
+	}
+	return &natsEnv{nc: nc, js: js, close: func() { nc.Close(); cleanup() }}, nil
+}
+
+// serve serves h on a free port of 127.0.0.1 and returns its base URL and a stop
+// function.
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = hs.Close() }, nil
+}
+
+// startReceiver starts NATS and serves the real webhook receiver on it (signed with
+// loadSecretValue); env.close stops both.
+func startReceiver(ctx context.Context) (*natsEnv, string, error) {
+	env, err := startNATS(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	url, stop, err := serve(httpapi.NewWebhookHandler(httpapi.WebhookDeps{
+		Secrets: []secret.Value{secret.Value(loadSecretValue)}, Publisher: env.js, MaxBodyBytes: 1 << 20, Connected: env.nc.IsConnected,
+	}, zerolog.Nop()))
+	if err != nil {
+		env.close()
+		return nil, "", err
+	}
+	closeNATS := env.close
+	env.close = func() { stop(); closeNATS() }
+	return env, url, nil
+}
+
+func ingest(ctx context.Context, o options, out io.Writer) error {
+	env, receiverURL, err := startReceiver(ctx)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	key := secret.Value(loadSecretValue)
+	floorURL, stopFloor, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	if err != nil {
+		return err
+	}
+	defer stopFloor()
+
+	gen := &deliveries{secret: key}
+	client := newClient()
+	targets := []struct{ name, url string }{{"floor (bare 204)", floorURL}, {"receiver", receiverURL}}
+	for _, tg := range targets {
+		warm := closedLoop(client, tg.url, gen, o.concurrency, 0, warmupRequests)
+		if warm.failed > 0 || warm.non2xx > 0 {
+			return fmt.Errorf("warm-up of %s: %d non-2xx, %d failed", tg.name, warm.non2xx, warm.failed)
+		}
+	}
+	var results []result
+	byRate := map[int][2]result{}
+	for _, rate := range o.rates {
+		for i, tg := range targets {
+			client.CloseIdleConnections()
+			r := openLoop(client, tg.url, gen, rate, o.duration)
+			r.target, r.load = tg.name, fmt.Sprintf("fixed %d/s, %s", rate, o.duration)
+			results = append(results, r)
+			pair := byRate[rate]
+			pair[i] = r
+			byRate[rate] = pair
+		}
+	}
+	var maxRuns [2]result
+	for i, tg := range targets {
+		client.CloseIdleConnections()
+		r := closedLoop(client, tg.url, gen, o.concurrency, o.maxDuration, 0)
+		r.target, r.load = tg.name, fmt.Sprintf("max, %d clients, %s", o.concurrency, o.maxDuration)
+		results = append(results, r)
+		maxRuns[i] = r
+	}
+
+	fmt.Fprintln(out, "## Ingest: receiver (signature + durable JetStream store) against the floor")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| target | load | sent | 2xx | non-2xx | failed | throughput/s | p50 | p99 | max |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Fprintf(out, "| %s | %s | %d | %d | %d | %d | %.0f | %s | %s | %s |\n", r.target, r.load, r.sent, r.ok, r.non2xx, r.failed,
+			r.throughput(), ms(r.percentile(0.50)), ms(r.percentile(0.99)), ms(r.percentile(1)))
+	}
+	stored, err := streamMsgs(ctx, env.js, events.StreamPagerDutyWebhooks)
+	if err != nil {
+		return err
+	}
+	var accepted int
+	for _, r := range results {
+		if r.target == "receiver" {
+			accepted += r.ok
+		}
+	}
+	fmt.Fprintf(out, "\nstream %s holds %d messages; the receiver answered 2xx %d times (measured runs; %d more in warm-up)\n\n",
+		events.StreamPagerDutyWebhooks, stored, accepted, warmupRequests)
+
+	share := maxRuns[1].throughput() / maxRuns[0].throughput()
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	if pair, ok := byRate[baselineRate]; ok {
+		p99 := pair[1].percentile(0.99)
+		fmt.Fprintf(out, "- target: p99 under 10 ms at %d/s: receiver p99 %s, %d non-2xx: %s\n", baselineRate, ms(p99), pair[1].non2xx+pair[1].failed,
+			verdict(p99 < targetP99 && pair[1].non2xx+pair[1].failed == 0))
+	}
+	fmt.Fprintf(out, "- target: at least %.0f %% of the floor's maximum throughput: %.0f/s of %.0f/s = %.0f %%: %s\n",
+		100*targetShare, maxRuns[1].throughput(), maxRuns[0].throughput(), 100*share, verdict(share >= targetShare))
+	if pair, ok := byRate[goalRate]; ok {
+		p99, bad := pair[1].percentile(0.99), pair[1].non2xx+pair[1].failed
+		fmt.Fprintf(out, "- goal: %d/s with zero non-2xx and p99 under 10 ms: %d non-2xx, p99 %s: %s\n", goalRate, bad, ms(p99),
+			verdict(bad == 0 && p99 < targetP99))
+	}
+	fmt.Fprintf(out, "- goal: at least %.0f %% of the floor's maximum throughput: %.0f %%: %s\n\n", 100*goalShare, 100*share, verdict(share >= goalShare))
+	return nil
+}
+
+func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+func newClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = maxInFlight
+	tr.MaxIdleConnsPerHost = maxInFlight
+	return &http.Client{Transport: tr, Timeout: requestTimeout}
+}
+
+// result is what one run measured.
+type result struct {
+	target, load              string
+	sent, ok, non2xx, failed  int
+	elapsed                   time.Duration
+	latencies                 []time.Duration // sorted
+	firstFailure, firstStatus string
+}
+
+func (r result) throughput() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+// percentile returns the latency below which a share q of the requests finished
+// (nearest rank); 1 is the maximum.
+func (r result) percentile(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(r.latencies))+0.5) - 1
+	return r.latencies[min(max(i, 0), len(r.latencies)-1)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// outcome is one request's status (0: no response) and latency.
+type outcome struct {
+	status  int
+	latency time.Duration
+}
+
+func summarize(outcomes []outcome, elapsed time.Duration) result {
+	r := result{sent: len(outcomes), elapsed: elapsed, latencies: make([]time.Duration, 0, len(outcomes))}
+	for _, o := range outcomes {
+		switch {
+		case o.status == 0:
+			r.failed++
+		case o.status < 200 || o.status > 299:
+			r.non2xx++
+		default:
+			r.ok++
+		}
+		r.latencies = append(r.latencies, o.latency)
+	}
+	slices.Sort(r.latencies)
+	return r
+}
+
+// openLoop sends rate requests per second for d, each at its due time whatever the
+// answers to earlier ones; a request's latency runs from its due time.
+func openLoop(client *http.Client, url string, gen *deliveries, rate int, d time.Duration) result {
+	n := int(float64(rate) * d.Seconds())
+	outcomes := make([]outcome, n)
+	interval := time.Second / time.Duration(rate)
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			status := send(client, url, gen)
+			outcomes[i] = outcome{status: status, latency: time.Since(due)}
+		})
+	}
+	wg.Wait()
+	return summarize(outcomes, time.Since(start))
+}
+
+// closedLoop runs clients that send back-to-back, for d or until total requests were
+// sent (whichever is set).
+func closedLoop(client *http.Client, url string, gen *deliveries, clients int, d time.Duration, total int) result {
+	var mu sync.Mutex
+	var all []outcome
+	var sent atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			var mine []outcome
+			for {
+				if total > 0 && sent.Add(1) > int64(total) {
+					break
+				}
+				if total == 0 && time.Now().After(deadline) {
+					break
+				}
+				t0 := time.Now()
+				status := send(client, url, gen)
+				mine = append(mine, outcome{status: status, latency: time.Since(t0)})
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return summarize(all, time.Since(start))
+}
+
+// send posts the next delivery and returns the status, or 0 when there was no answer.
+func send(client *http.Client, url string, gen *deliveries) int {
+	id, body, sig := gen.next()
+	req, err := http.NewRequest(http.MethodPost, url+"/api/pagerduty/webhooks", strings.NewReader(string(body)))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "PagerDuty-Webhook/V3.0")
+	req.Header.Set("X-Webhook-Id", id)
+	req.Header.Set("X-Webhook-Subscription", "PLOADSUB")
+	req.Header.Set(webhook.SignatureHeader, sig)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// deliveries makes distinct, signed incident.triggered deliveries shaped like
+// PagerDuty's (about 1.4 KB each).
+type deliveries struct {
+	secret secret.Value
+	n      atomic.Int64
+}
+
+func (g *deliveries) next() (id string, body []byte, signature string) {
+	i := g.n.Add(1)
+	id = fmt.Sprintf("01LOAD%020d", i)
+	svc := fmt.Sprintf("PSVC%04d", i%500)
+	inc := fmt.Sprintf("PINC%012d", i)
+	at := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	body = fmt.Appendf(nil, deliveryTemplate, id, at, inc, inc, inc, i, at, svc, svc, svc, svc)
+	return id, body, webhook.Sign(g.secret, body)
+}
+
+const deliveryTemplate = `{"event":{"id":%q,"event_type":"incident.triggered","resource_type":"incident","occurred_at":%q,` +
+	`"agent":{"html_url":"https://acme.pagerduty.com/users/PLOADUSR","id":"PLOADUSR","self":"https://api.pagerduty.com/users/PLOADUSR","summary":"Load Generator","type":"user_reference"},` +
+	`"client":{"name":"PagerDuty"},"data":{"id":%q,"type":"incident","self":"https://api.pagerduty.com/incidents/%s",` +
+	`"html_url":"https://acme.pagerduty.com/incidents/%s","number":%d,"status":"triggered","incident_key":"load-key","created_at":%q,` +
+	`"title":"Disk usage above 95 percent on db-primary-01 (load test)","service":{"html_url":"https://acme.pagerduty.com/services/%s",` +
+	`"id":%q,"self":"https://api.pagerduty.com/services/%s","summary":"Service %s","type":"service_reference"},` +
+	`"assignees":[{"html_url":"https://acme.pagerduty.com/users/PONCALL","id":"PONCALL","self":"https://api.pagerduty.com/users/PONCALL","summary":"On Call","type":"user_reference"}],` +
+	`"escalation_policy":{"html_url":"https://acme.pagerduty.com/escalation_policies/PEP0001","id":"PEP0001","self":"https://api.pagerduty.com/escalation_policies/PEP0001","summary":"Default","type":"escalation_policy_reference"},` +
+	`"teams":[],"priority":null,"urgency":"high","conference_bridge":null,"resolve_reason":null,"incident_type":{"name":"incident_default"}}}}`
