@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,16 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
-	"github.com/pdworker/pdworker/actions"
 	"github.com/pdworker/pdworker/events"
-	"github.com/pdworker/pdworker/internal/backstageauth"
-	"github.com/pdworker/pdworker/internal/card"
-	"github.com/pdworker/pdworker/internal/catalog"
-	"github.com/pdworker/pdworker/internal/catalogwatch"
 	"github.com/pdworker/pdworker/internal/config"
-	"github.com/pdworker/pdworker/internal/depsync"
 	"github.com/pdworker/pdworker/internal/httpapi"
-	"github.com/pdworker/pdworker/internal/liveview"
 	"github.com/pdworker/pdworker/internal/mapping"
 	"github.com/pdworker/pdworker/internal/pagerduty"
 	"github.com/pdworker/pdworker/schemas"
@@ -75,6 +66,10 @@ type App struct {
 
 // New builds every component and opens the HTTP listener and the NATS connection; it
 // starts no work yet (see Start, then Stop). On error everything opened so far is closed.
+//
+// The wiring reads top to bottom: NATS, what every capability shares, then each
+// capability (scaffolder actions, catalog and dependency sync, webhooks, the Backstage
+// card), then HTTP in front of them all.
 func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logger) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	defer func() {
@@ -88,7 +83,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 			return nil, err
 		}
 	}
-
 	if err := a.connectNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -99,192 +93,65 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 	if err := events.Provision(ctx, a.js, cfg.NATS.Replicas); err != nil {
 		return nil, fmt.Errorf("create NATS streams and buckets: %w", err)
 	}
-	jobs, err := events.NewJobs(ctx, a.js)
-	if err != nil {
-		return nil, fmt.Errorf("open job store: %w", err)
-	}
-
-	pdOpts := opts.PagerDuty
-	pdOpts.RateLimit = cfg.PagerDuty.RateLimit
-	pdOpts.Registerer = a.registry
-	accounts, err := pagerduty.NewAccounts(cfg.PagerDuty.Accounts, pdOpts, log)
-	if err != nil {
-		return nil, fmt.Errorf("PagerDuty accounts: %w", err)
-	}
-	validator, err := schemas.New()
-	if err != nil {
-		return nil, err
-	}
-	registry, err := actions.NewRegistry(
-		actions.NewServiceCreate(accounts, jobs, actions.ServiceCreateConfig{ReadOnly: cfg.ReadOnly}, log),
-	)
+	d, err := a.shared(opts.PagerDuty)
 	if err != nil {
 		return nil, err
 	}
 
-	workerMetrics := workers.NewMetrics(a.registry)
-	actionJobs := workers.NewActionJobs(registry, validator, jobs, log)
-	cc := opts.ActionConsumer
-	cc.Stream = events.StreamScaffolderJobs
-	cc.Durable = "pdworker-actions"
-	cc.FilterSubjects = []string{events.SubjectActionPrefix + ">"}
-	cc.Concurrency = cfg.WorkerConcurrency
-	cc.OnGiveUp = actionJobs.GiveUp
-	consumer, err := workers.NewConsumer(a.js, cc, actionJobs.Handle, workerMetrics, log)
-	if err != nil {
-		return nil, fmt.Errorf("action consumer: %w", err)
+	var routes httpapi.Deps
+	if routes.Actions, routes.Jobs, err = a.addActions(ctx, d, opts.ActionConsumer); err != nil {
+		return nil, err
 	}
-	a.consumers = append(a.consumers, consumer)
-
-	// Backstage card: Backstage token verification, the cached card reads, and their
-	// invalidation by webhook events on every replica (core NATS).
-	var backstage *backstageauth.Verifier
-	if cfg.Auth.BackstageURL != "" {
-		backstage, err = backstageauth.NewVerifier(backstageauth.Config{BaseURL: cfg.Auth.BackstageURL, PluginID: cfg.Auth.PluginID}, log)
-		if err != nil {
-			return nil, fmt.Errorf("BACKSTAGE_URL: %w", err)
-		}
-	}
-
-	// Catalog, mappings and dependency sync (issue 4): the mapping store, the
-	// catalog.entity.* consumer, the depsync.run consumer, the periodic reconcile and
-	// the reconcile of changed entities.
 	mappings, err := mapping.NewStore(ctx, a.js)
 	if err != nil {
 		return nil, fmt.Errorf("mapping store: %w", err)
 	}
-	cards := card.New(accounts, mappedIntegrationKey(mappings), card.Config{TTL: cfg.CardCacheTTL}, a.registry, log)
-	if _, err := cards.Subscribe(a.nc, card.WebhookServiceID); err != nil {
+	if routes.Mapping, err = a.addCatalogSync(ctx, d, mappings); err != nil {
 		return nil, err
 	}
-	guardMin := cfg.Depsync.GuardMinRemovals
-	if guardMin == 0 {
-		guardMin = -1 // depsync treats 0 as "default"; the setting's 0 means no floor
+	if routes.Webhooks, err = a.addWebhooks(ctx, d, mappings); err != nil {
+		return nil, err
 	}
-	syncer, err := depsync.New(ctx, a.js, mappings, accounts, depsync.Config{
-		Interval: cfg.DepsyncInterval, MaxRemovalShare: cfg.Depsync.MaxRemovalShare,
-		GuardMinRemovals: guardMin, BatchSize: cfg.Depsync.BatchSize, ReadOnly: cfg.ReadOnly,
-	}, log)
+	cards, backstage, err := a.addCard(d, mappings)
 	if err != nil {
-		return nil, fmt.Errorf("dependency sync: %w", err)
+		return nil, err
 	}
-	catalogHandler := catalog.NewHandler(mappings, validator, accounts, syncer.MarkChanged, log)
-	for _, c := range []struct {
-		durable string
-		subject string
-		handler workers.Handler
-		timeout time.Duration // 0 = the wrapper's default
-	}{
-		{"pdworker-catalog", "catalog.entity.>", catalogHandler.Handle, 0},
-		// A full reconcile of a large catalog reads PagerDuty for minutes.
-		{"pdworker-depsync-run", events.SubjectDepsyncRun, syncer.RunHandler(validator), time.Hour},
-	} {
-		cc := workers.ConsumerConfig{Stream: streamOf(c.subject), Durable: c.durable, FilterSubjects: []string{c.subject}, Concurrency: 1}
-		if c.timeout > 0 {
-			cc.AckWait, cc.HandlerTimeout = c.timeout+time.Minute, c.timeout
-		}
-		cons, err := workers.NewConsumer(a.js, cc, c.handler, workerMetrics, log)
-		if err != nil {
-			return nil, fmt.Errorf("%s consumer: %w", c.durable, err)
-		}
-		a.consumers = append(a.consumers, cons)
+	routes.Card = cards
+	if err := a.listen(d, backstage, routes); err != nil {
+		return nil, err
 	}
-	a.background = append(a.background, syncer.RunPeriodic, func(ctx context.Context) error {
-		return syncer.RunChangedLoop(ctx, changedReconcileEvery)
-	})
-	// Catalog watcher (issue 4): with BACKSTAGE_URL and BACKSTAGE_TOKEN, one replica (a
-	// lease) polls the Backstage catalog and publishes catalog.entity.* changes.
-	switch {
-	case cfg.Backstage.URL != "" && !cfg.Backstage.Token.IsZero():
-		watcher, err := catalogwatch.New(ctx, a.js, catalogwatch.Config{
-			BaseURL: cfg.Backstage.URL, Token: cfg.Backstage.Token, Interval: cfg.Backstage.PollInterval,
-		}, log)
-		if err != nil {
-			return nil, err
-		}
-		a.background = append(a.background, watcher.Run)
-	case cfg.Backstage.URL != "":
-		log.Info().Msg("BACKSTAGE_TOKEN is not set: the catalog watcher is off; catalog.entity.* messages must come from elsewhere")
-	}
-	mappingDeps := httpapi.MappingDeps{Store: mappings, Accounts: accounts, Changed: func(ctx context.Context, refs ...string) {
-		if err := syncer.MarkChanged(ctx, refs...); err != nil {
-			log.Warn().Err(err).Msg("could not mark remapped entities for dependency reconcile")
-		}
-	}}
-
-	// PagerDuty webhooks (issue 3): the receiver stores deliveries; the webhook
-	// consumer keeps the live view, publishes entity events resolved through the
-	// mapping store, and remembers processed deliveries for longer than PagerDuty
-	// retries.
-	liveView, err := liveview.NewStore(ctx, a.js)
-	if err != nil {
-		return nil, fmt.Errorf("live view: %w", err)
-	}
-	seen, err := events.NewSeen(ctx, a.js, events.SeenConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("webhook seen records: %w", err)
-	}
-	webhookEvents := workers.NewWebhookEvents(a.js, liveView, seen, mappings, workers.WebhookEventsConfig{
-		DefaultAccount: accounts.Default().Account(), Registerer: a.registry,
-	}, log)
-	webhookConsumer, err := workers.NewConsumer(a.js, workers.ConsumerConfig{
-		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks",
-		FilterSubjects: []string{events.SubjectWebhookPrefix + ">"}, Concurrency: cfg.WorkerConcurrency,
-	}, webhookEvents.Handle, workerMetrics, log)
-	if err != nil {
-		return nil, fmt.Errorf("webhook consumer: %w", err)
-	}
-	a.consumers = append(a.consumers, webhookConsumer)
-	webhookDeps := httpapi.WebhookDeps{
-		Secrets: cfg.PagerDuty.WebhookSecrets, Publisher: a.js, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Connected: a.nc.IsConnected,
-	}
-
-	auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Tokens: cfg.Auth.APITokens, Disabled: cfg.Auth.Disabled, Backstage: backstage}, log)
-	handler := httpapi.New(httpapi.Config{
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		ActionWait:   cfg.ActionWaitTimeout,
-		ReadOnly:     cfg.ReadOnly,
-	}, httpapi.Deps{
-		Actions:    registry,
-		Validator:  validator,
-		Jobs:       jobs,
-		Auth:       auth,
-		Ready:      a.ready,
-		Connected:  a.nc.IsConnected,
-		Gatherer:   a.registry,
-		Registerer: a.registry,
-		Mapping:    mappingDeps,
-		Webhooks:   webhookDeps,
-		Card:       cards,
-	}, log)
-	handler = httpapi.CORS(cfg.HTTP.CORSOrigins, handler)
-
-	a.listener, err = net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTP.Addr, err)
-	}
-	a.server = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: action calls wait up to ACTION_WAIT_TIMEOUT by design, and
-		// every handler bounds its own work.
-	}
-	a.cleanups = append(a.cleanups, func(context.Context) { _ = a.listener.Close() })
 	return a, nil
 }
 
-// mappedIntegrationKey reads the integration key mapped to a service, for the
-// server-side incident trigger; a mapping of another account does not count.
-func mappedIntegrationKey(mappings *mapping.Store) card.IntegrationKeyFunc {
-	return func(ctx context.Context, account, serviceID string) (string, error) {
-		m, err := mappings.ByService(ctx, serviceID)
-		if err != nil || m == nil || !mapping.AccountsMatch(m.Account, account) {
-			return "", err
-		}
-		return m.IntegrationKey, nil
+// shared are the components every capability uses.
+type shared struct {
+	accounts  *pagerduty.Accounts
+	validator *schemas.Validator
+	metrics   *workers.Metrics
+}
+
+func (a *App) shared(pdOpts pagerduty.Options) (shared, error) {
+	pdOpts.RateLimit = a.cfg.PagerDuty.RateLimit
+	pdOpts.Registerer = a.registry
+	accounts, err := pagerduty.NewAccounts(a.cfg.PagerDuty.Accounts, pdOpts, a.log)
+	if err != nil {
+		return shared{}, fmt.Errorf("PagerDuty accounts: %w", err)
 	}
+	validator, err := schemas.New()
+	if err != nil {
+		return shared{}, err
+	}
+	return shared{accounts: accounts, validator: validator, metrics: workers.NewMetrics(a.registry)}, nil
+}
+
+// consume adds a consumer that Start runs and Stop drains.
+func (a *App) consume(d shared, cc workers.ConsumerConfig, h workers.Handler) error {
+	c, err := workers.NewConsumer(a.js, cc, h, d.metrics, a.log)
+	if err != nil {
+		return fmt.Errorf("%s consumer: %w", cc.Durable, err)
+	}
+	a.consumers = append(a.consumers, c)
+	return nil
 }
 
 // connectNATS starts the embedded server when NATS_URL is empty, then connects.
@@ -403,16 +270,4 @@ func (a *App) cleanup(ctx context.Context) {
 		a.cleanups[i](ctx)
 	}
 	a.cleanups = nil
-}
-
-// changedReconcileEvery is how often changed catalog entities are reconciled; a burst
-// of catalog changes within it becomes one dependency-sync run.
-const changedReconcileEvery = 5 * time.Second
-
-// streamOf names the stream that stores subject (catalog.* or depsync.*).
-func streamOf(subject string) string {
-	if strings.HasPrefix(subject, "catalog.") {
-		return events.StreamCatalog
-	}
-	return events.StreamDepsync
 }

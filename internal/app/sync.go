@@ -43,14 +43,7 @@ func Sync(ctx context.Context, cfg *config.Config, req depsync.Request, log zero
 	if err != nil {
 		return nil, err
 	}
-	guardMin := cfg.Depsync.GuardMinRemovals
-	if guardMin == 0 {
-		guardMin = -1
-	}
-	s, err := depsync.New(ctx, js, store, accounts, depsync.Config{
-		Interval: cfg.DepsyncInterval, MaxRemovalShare: cfg.Depsync.MaxRemovalShare,
-		GuardMinRemovals: guardMin, BatchSize: cfg.Depsync.BatchSize, ReadOnly: cfg.ReadOnly, Holder: "cli",
-	}, log)
+	s, err := depsync.New(ctx, js, store, accounts, depsyncConfig(cfg, "cli"), log)
 	if err != nil {
 		return nil, err
 	}
