@@ -123,7 +123,6 @@ type incidentChild struct {
 // rest, since PagerDuty adds fields and event types without notice. Errors wrap
 // ErrNotEnvelope and say what is wrong.
 func Decode(body []byte) (*Envelope, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var raw struct {
 		Event *struct {
 			ID           *string         `json:"id"`
@@ -135,14 +134,9 @@ func Decode(body []byte) (*Envelope, error) {
 			Data         json.RawMessage `json:"data"`
 		} `json:"event"`
 	}
-	if err := dec.Decode(&raw); err != nil {
+	// One pass of json.Unmarshal also refuses anything after the object.
+	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotEnvelope, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrNotEnvelope)
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrNotEnvelope)
 	}
 	e := raw.Event
 	if e == nil {
