@@ -29,7 +29,7 @@ const (
 	// checkpoints of running jobs.
 	BucketActionState = "action_state"
 
-	// PagerDuty webhooks (issue 3).
+	// PagerDuty webhooks.
 
 	// BucketWebhookSeen holds one record per processed webhook delivery (by
 	// X-Webhook-Id), kept longer than PagerDuty retries, so a late duplicate is
@@ -39,7 +39,7 @@ const (
 	// open incidents and counts per service, and the incident → service index.
 	BucketLiveView = "pagerduty_live"
 
-	// Catalog, mappings and dependency sync (issue 4).
+	// Catalog, mappings and dependency sync.
 
 	// BucketMappings holds explicit PagerDuty service ↔ Backstage entity mappings and
 	// the plugin settings rows.
@@ -145,7 +145,7 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
 		},
-		// PagerDuty webhooks (issue 3): seen records expire after WebhookSeenTTL; the
+		// PagerDuty webhooks: seen records expire after WebhookSeenTTL; the
 		// live view is kept until changed.
 		{
 			Bucket:      BucketWebhookSeen,
@@ -160,7 +160,7 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
 		},
-		// Catalog, mappings and dependency sync (issue 4): kept until changed.
+		// Catalog, mappings and dependency sync: kept until changed.
 		{
 			Bucket:      BucketMappings,
 			Description: "PagerDuty service to Backstage entity mappings and plugin settings",

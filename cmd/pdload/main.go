@@ -26,7 +26,7 @@ import (
 	"github.com/pdworker/pdworker/internal/webhook"
 )
 
-// Figures of the issue the ingest run is judged by.
+// Objectives the ingest run is judged against.
 const (
 	targetP99       = 10 * time.Millisecond
 	targetShare     = 0.5  // of the floor's maximum throughput

@@ -52,7 +52,7 @@ type env struct {
 	LogLevel            string        `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat           string        `envconfig:"LOG_FORMAT" default:"json"`
 	CardCacheTTL        time.Duration `envconfig:"CARD_CACHE_TTL" default:"60s"`
-	// Dependency sync (issue 4).
+	// Dependency sync.
 	DepsyncMaxRemovalShare  float64 `envconfig:"DEPSYNC_MAX_REMOVAL_SHARE" default:"0.1"`
 	DepsyncGuardMinRemovals int     `envconfig:"DEPSYNC_GUARD_MIN_REMOVALS" default:"10"`
 	DepsyncBatchSize        int     `envconfig:"DEPSYNC_BATCH_SIZE" default:"100"`
