@@ -27,7 +27,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	cfg, err := config.Load(config.Options{})
+	cfg, err := config.Load(config.Options{Command: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "pdworker: invalid configuration:\n%s\n", err)
 		return 2

@@ -154,6 +154,9 @@ type Options struct {
 	// Simulate is --simulate: PagerDuty credentials and API tokens are provided by the
 	// caller afterwards, so their absence is not an error.
 	Simulate bool
+	// Command is a one-off command (pdworker sync) that serves no HTTP, so it needs no
+	// way to authenticate callers.
+	Command bool
 }
 
 // Load reads the environment (and PAGERDUTY_ACCOUNTS_FILE), validates it and returns
@@ -266,7 +269,7 @@ func (e env) build(opts Options) (*Config, error) {
 	errs = append(errs, accErrs...)
 	cfg.PagerDuty.Accounts = accounts
 
-	if !opts.Simulate && !e.AuthDisabled && len(cfg.Auth.APITokens) == 0 && cfg.Auth.BackstageURL == "" {
+	if !opts.Simulate && !opts.Command && !e.AuthDisabled && len(cfg.Auth.APITokens) == 0 && cfg.Auth.BackstageURL == "" {
 		bad("API_TOKENS: no way to authenticate callers: set API_TOKENS (static bearer tokens), BACKSTAGE_URL (accept Backstage tokens), or AUTH_DISABLED=true for local development")
 	}
 
