@@ -28,12 +28,13 @@ type ActionJobs struct {
 	actions   *actions.Registry
 	validator *schemas.Validator
 	results   ResultStore
+	metrics   *Metrics
 	log       zerolog.Logger
 }
 
-// NewActionJobs builds the action job handler.
-func NewActionJobs(reg *actions.Registry, v *schemas.Validator, results ResultStore, log zerolog.Logger) *ActionJobs {
-	return &ActionJobs{actions: reg, validator: v, results: results, log: log.With().Str("component", "action-jobs").Logger()}
+// NewActionJobs builds the action job handler; m (nil-safe) counts finished jobs.
+func NewActionJobs(reg *actions.Registry, v *schemas.Validator, results ResultStore, m *Metrics, log zerolog.Logger) *ActionJobs {
+	return &ActionJobs{actions: reg, validator: v, results: results, metrics: m, log: log.With().Str("component", "action-jobs").Logger()}
 }
 
 // Handle runs one job message. Bad messages and permanent action failures are
@@ -65,6 +66,7 @@ func (h *ActionJobs) Handle(ctx context.Context, m *Message) error {
 	if err := h.results.PutResult(ctx, res); err != nil {
 		return fmt.Errorf("store result of job %s: %w", job.ID, err)
 	}
+	h.metrics.actionResult(action.ID(), res.Status, "")
 	return nil
 }
 
@@ -104,7 +106,9 @@ func (h *ActionJobs) GiveUp(ctx context.Context, m *Message, reason error) {
 	res := events.JobResult{ID: job.ID, Action: action, Status: events.StatusFailed, Error: jobError(reason)}
 	if err := h.results.PutResult(ctx, res); err != nil {
 		h.log.Error().Err(err).Str("job_id", job.ID).Msg("cannot record the failed result")
+		return
 	}
+	h.metrics.actionResult(action, res.Status, res.Error.Code)
 }
 
 // jobError turns a final failure into the result's error.

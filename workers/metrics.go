@@ -24,6 +24,7 @@ type Metrics struct {
 	deadLetters  *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	pending      *prometheus.GaugeVec
+	actions      *prometheus.CounterVec
 }
 
 // NewMetrics creates the consumer metrics and registers them with reg (nil: not
@@ -51,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pdworker_consumer_pending",
 			Help: "Messages in the stream not yet delivered to the consumer (consumer lag), sampled periodically.",
 		}, []string{"consumer"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdworker_action_results_total",
+			Help: "Finished scaffolder action jobs, by action, status (succeeded, failed) and failure code.",
+		}, []string{"action", "status", "code"}),
 	}
 	if reg != nil {
 		m.messages = register(reg, m.messages)
@@ -58,6 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLetters = register(reg, m.deadLetters)
 		m.duration = register(reg, m.duration)
 		m.pending = register(reg, m.pending)
+		m.actions = register(reg, m.actions)
 	}
 	return m
 }
@@ -111,4 +117,11 @@ func (m *Metrics) setPending(consumer string, n uint64) {
 		return
 	}
 	m.pending.WithLabelValues(consumer).Set(float64(n))
+}
+
+func (m *Metrics) actionResult(action, status, code string) {
+	if m == nil {
+		return
+	}
+	m.actions.WithLabelValues(action, status, code).Inc()
 }

@@ -22,7 +22,7 @@ func (a *App) addActions(ctx context.Context, d shared, tuning workers.ConsumerC
 	if err != nil {
 		return nil, nil, err
 	}
-	handler := workers.NewActionJobs(registry, d.validator, jobs, a.log)
+	handler := workers.NewActionJobs(registry, d.validator, jobs, d.metrics, a.log)
 	cc := tuning
 	cc.Stream = events.StreamScaffolderJobs
 	cc.Durable = "pdworker-actions"

@@ -20,7 +20,9 @@ import (
 // replica, by lease), the reconcile of changed entities, and — with BACKSTAGE_URL and
 // BACKSTAGE_TOKEN — the catalog watcher. It returns what the mapping routes need.
 func (a *App) addCatalogSync(ctx context.Context, d shared, mappings *mapping.Store) (httpapi.MappingDeps, error) {
-	syncer, err := depsync.New(ctx, a.js, mappings, d.accounts, depsyncConfig(a.cfg, ""), a.log)
+	dc := depsyncConfig(a.cfg, "")
+	dc.Registerer = a.registry
+	syncer, err := depsync.New(ctx, a.js, mappings, d.accounts, dc, a.log)
 	if err != nil {
 		return httpapi.MappingDeps{}, fmt.Errorf("dependency sync: %w", err)
 	}

@@ -80,9 +80,12 @@ func TestDryRunShowsThePlanAndWritesNothing(t *testing.T) {
 	assert.Zero(t, e.sim.Count(http.MethodPost, "/service_dependencies"), "pdworker sync --dry-run writes nothing")
 	assert.Empty(t, e.edges("acme"))
 
+	assert.Equal(t, 1.0, metric(t, e.app, `pdworker_depsync_runs_total{outcome="dry_run",trigger="request"}`))
+
 	applied := run(false)
 	assert.Equal(t, edgeKey([]depsync.Edge{want}), edgeKey(applied.Added))
 	assert.Equal(t, []string{acmeService(1) + ">" + acmeService(2)}, e.edges("acme"))
+	assert.Equal(t, 1.0, metric(t, e.app, `pdworker_depsync_edges_total{op="added"}`))
 }
 
 // waitReport returns the first depsync.report that matches.

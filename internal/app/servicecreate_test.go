@@ -50,6 +50,11 @@ func TestCreateServiceOverHTTP(t *testing.T) {
 		"warnings":       []any{},
 	}, out)
 	assert.Len(t, svc.Integrations[0].IntegrationKey, 32)
+
+	// The outcome is counted once the result is stored (just after the answer).
+	require.Eventually(t, func() bool {
+		return metric(t, a, `pdworker_action_results_total{action="pagerduty:service:create",code="",status="succeeded"}`) == 1
+	}, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestActionsListServesTheSchemas(t *testing.T) {
@@ -303,6 +308,9 @@ func TestBadMessagesOverNATSAreDeadLettered(t *testing.T) {
 	require.NoError(t, json.Unmarshal(entry.Value(), &res))
 	assert.Equal(t, "failed", res.Status)
 	assert.Equal(t, "unknown_account", res.Error.Code)
+	assert.Eventually(t, func() bool {
+		return metric(t, a, `pdworker_action_results_total{action="pagerduty:service:create",code="unknown_account",status="failed"}`) == 1
+	}, 5*time.Second, 10*time.Millisecond, "failed jobs are counted by code")
 
 	resp := create(t, a, "", `{"name":"after-the-bad-ones","description":"d","escalationPolicyId":"PAIOPS1"}`)
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)

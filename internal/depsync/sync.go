@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -61,6 +62,8 @@ type Config struct {
 	RetryWait time.Duration
 	// Holder names this replica in the lease and in reports.
 	Holder string
+	// Registerer receives pdworker_depsync_* metrics; nil records none.
+	Registerer prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +104,7 @@ type Syncer struct {
 	store    *mapping.Store
 	accounts *pagerduty.Accounts
 	log      zerolog.Logger
+	metrics  *metrics
 	now      func() time.Time
 	// runMu serialises runs in this process; the lease serialises periodic runs
 	// across replicas.
@@ -114,7 +118,7 @@ func New(ctx context.Context, js jetstream.JetStream, store *mapping.Store, acco
 		return nil, fmt.Errorf("open key-value bucket %s: %w", events.BucketDepsync, err)
 	}
 	return &Syncer{cfg: cfg.withDefaults(), js: js, kv: kv, store: store, accounts: accounts,
-		log: log.With().Str("component", "depsync").Logger(), now: time.Now}, nil
+		log: log.With().Str("component", "depsync").Logger(), metrics: newMetrics(cfg.Registerer), now: time.Now}, nil
 }
 
 // observation is PagerDuty's side of one service: what it depends on.
@@ -521,6 +525,7 @@ func (s *Syncer) loadRefusal(ctx context.Context, e Edge) (*refusal, error) {
 }
 
 func (s *Syncer) publish(ctx context.Context, rep *Report) {
+	s.metrics.report(rep)
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return
