@@ -1,13 +1,13 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // Resource types of a v3 event (event.resource_type).
@@ -122,49 +122,74 @@ type incidentChild struct {
 // resource_type and an RFC 3339 occurred_at, no trailing data) and tolerant about the
 // rest, since PagerDuty adds fields and event types without notice. Errors wrap
 // ErrNotEnvelope and say what is wrong.
+//
+// It reads only the fields it needs and keeps agent, client and data as slices of
+// body: the receiver decodes every delivery on the hot path, the worker decodes data
+// later by type.
 func Decode(body []byte) (*Envelope, error) {
-	var raw struct {
-		Event *struct {
-			ID           *string         `json:"id"`
-			EventType    *string         `json:"event_type"`
-			ResourceType *string         `json:"resource_type"`
-			OccurredAt   *string         `json:"occurred_at"`
-			Agent        json.RawMessage `json:"agent"`
-			Client       json.RawMessage `json:"client"`
-			Data         json.RawMessage `json:"data"`
-		} `json:"event"`
+	if !gjson.ValidBytes(body) {
+		return nil, fmt.Errorf("%w: the body is not valid JSON", ErrNotEnvelope)
 	}
-	// One pass of json.Unmarshal also refuses anything after the object.
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotEnvelope, err)
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, fmt.Errorf("%w: the body is not a JSON object", ErrNotEnvelope)
 	}
-	e := raw.Event
-	if e == nil {
+	ev := root.Get("event")
+	if !ev.IsObject() {
 		return nil, fmt.Errorf("%w: no \"event\" object", ErrNotEnvelope)
 	}
+	// One pass over the event's members picks out the ones Decode reads.
+	var id, eventType, resourceType, occurredAt, agent, client, data gjson.Result
+	ev.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			id = v
+		case "event_type":
+			eventType = v
+		case "resource_type":
+			resourceType = v
+		case "occurred_at":
+			occurredAt = v
+		case "agent":
+			agent = v
+		case "client":
+			client = v
+		case "data":
+			data = v
+		}
+		return true
+	})
 	var missing []string
-	for name, v := range map[string]*string{"id": e.ID, "event_type": e.EventType, "resource_type": e.ResourceType, "occurred_at": e.OccurredAt} {
-		if v == nil || strings.TrimSpace(*v) == "" {
-			missing = append(missing, "event."+name)
+	for _, f := range []struct {
+		name string
+		v    gjson.Result
+	}{{"event_type", eventType}, {"id", id}, {"occurred_at", occurredAt}, {"resource_type", resourceType}} {
+		if f.v.Type != gjson.String || strings.TrimSpace(f.v.Str) == "" {
+			missing = append(missing, "event."+f.name)
 		}
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
 		return nil, fmt.Errorf("%w: missing %s", ErrNotEnvelope, strings.Join(missing, ", "))
 	}
-	at, err := time.Parse(time.RFC3339Nano, *e.OccurredAt)
+	at, err := time.Parse(time.RFC3339Nano, occurredAt.Str)
 	if err != nil {
-		return nil, fmt.Errorf("%w: event.occurred_at %q is not an RFC 3339 time", ErrNotEnvelope, *e.OccurredAt)
+		return nil, fmt.Errorf("%w: event.occurred_at %q is not an RFC 3339 time", ErrNotEnvelope, occurredAt.Str)
 	}
-	if len(e.Data) > 0 && !bytes.Equal(e.Data, []byte("null")) {
-		if t := firstByte(e.Data); t != '{' {
-			return nil, fmt.Errorf("%w: event.data is not an object", ErrNotEnvelope)
-		}
+	if data.Exists() && data.Type != gjson.Null && !data.IsObject() {
+		return nil, fmt.Errorf("%w: event.data is not an object", ErrNotEnvelope)
 	}
 	return &Envelope{Event: Event{
-		ID: *e.ID, EventType: *e.EventType, ResourceType: *e.ResourceType, OccurredAt: at,
-		Agent: e.Agent, Client: e.Client, Data: e.Data,
+		ID: id.Str, EventType: eventType.Str, ResourceType: resourceType.Str, OccurredAt: at,
+		Agent: raw(agent), Client: raw(client), Data: raw(data),
 	}}, nil
+}
+
+// raw returns the JSON text of v as it appears in the body, or nil when absent.
+func raw(v gjson.Result) json.RawMessage {
+	if !v.Exists() {
+		return nil
+	}
+	return json.RawMessage(v.Raw)
 }
 
 // Incident decodes the data of an incident lifecycle event (resource_type "incident",
@@ -257,15 +282,4 @@ func (e Event) IncidentID() string {
 		return d.Incident.ID
 	}
 	return ""
-}
-
-func firstByte(b []byte) byte {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c
-	}
-	return 0
 }

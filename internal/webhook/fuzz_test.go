@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,6 +29,9 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Decode returned an envelope with error %v", err)
 			}
 			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("Decode accepted a body that is not valid JSON: %q", body)
 		}
 		if env.Event.ID == "" || env.Event.EventType == "" || env.Event.ResourceType == "" || env.Event.OccurredAt.IsZero() {
 			t.Fatalf("Decode accepted an envelope without its identity: %+v", env.Event)
