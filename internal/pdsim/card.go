@@ -260,9 +260,8 @@ func (s *Sim) handleListChangeEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	var matched []ChangeEventSeed
@@ -333,9 +332,8 @@ func (s *Sim) handleStandardsScores(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	type standardJSON struct {

@@ -83,14 +83,9 @@ func (a *account) servicesByEP() map[string][]*service {
 func (s *Sim) handleListEscalationPolicies(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	q := r.URL.Query()
-	p, perr := parsePage(q)
+	p, desc, perr := parseNameSortedPage(q)
 	if perr != nil {
 		writeAPIError(w, perr)
-		return
-	}
-	sortBy := q.Get("sort_by")
-	if sortBy != "" && sortBy != "name" && sortBy != "name:asc" && sortBy != "name:desc" {
-		writeAPIError(w, invalidInput("Sort by is invalid."))
 		return
 	}
 	needle := strings.ToLower(q.Get("query"))
@@ -106,7 +101,7 @@ func (s *Sim) handleListEscalationPolicies(w http.ResponseWriter, r *http.Reques
 	slices.SortFunc(eps, func(x, y *escalationPolicy) int {
 		return cmp.Or(cmp.Compare(strings.ToLower(x.name), strings.ToLower(y.name)), cmp.Compare(x.id, y.id))
 	})
-	if sortBy == "name:desc" {
+	if desc {
 		slices.Reverse(eps)
 	}
 	start, end, info := p.window(len(eps))

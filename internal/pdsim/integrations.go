@@ -60,9 +60,8 @@ func (s *Sim) handleCreateIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	var body struct {
@@ -102,9 +101,8 @@ func (s *Sim) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	i := slices.IndexFunc(svc.integrations, func(it *integration) bool { return it.id == r.PathValue("iid") })

@@ -54,6 +54,21 @@ func parsePage(q url.Values) (page, *apiError) {
 	return p, nil
 }
 
+// parseNameSortedPage reads the parameters of a list sorted by name: pagination, and
+// sort_by name (the default), name:asc or name:desc (desc reports the last).
+func parseNameSortedPage(q url.Values) (p page, desc bool, err *apiError) {
+	if p, err = parsePage(q); err != nil {
+		return p, false, err
+	}
+	switch q.Get("sort_by") {
+	case "", "name", "name:asc":
+		return p, false, nil
+	case "name:desc":
+		return p, true, nil
+	}
+	return p, false, invalidInput("Sort by is invalid.")
+}
+
 // window returns the bounds of the page within n items and the page's pagination info.
 func (p page) window(n int) (start, end int, info pageInfo) {
 	start = min(p.offset, n)

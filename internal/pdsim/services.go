@@ -208,9 +208,8 @@ func (s *Sim) handleGetService(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]serviceJSON{"service": a.renderService(baseURL(r), svc, queryList(r.URL.Query(), "include"))})
@@ -227,9 +226,8 @@ func (s *Sim) handleUpdateService(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	cur := a.services[r.PathValue("id")]
+	cur := a.serviceOr404(w, r)
 	if cur == nil {
-		writeNotFound(w)
 		return
 	}
 	next := *cur
@@ -257,9 +255,8 @@ func (s *Sim) handleDeleteService(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.services[r.PathValue("id")]
+	svc := a.serviceOr404(w, r)
 	if svc == nil {
-		writeNotFound(w)
 		return
 	}
 	a.commitLeaveSetting(svc)
@@ -274,14 +271,9 @@ func (s *Sim) handleDeleteService(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) handleListServices(w http.ResponseWriter, r *http.Request) {
 	a := accountFrom(r.Context())
 	q := r.URL.Query()
-	p, perr := parsePage(q)
+	p, desc, perr := parseNameSortedPage(q)
 	if perr != nil {
 		writeAPIError(w, perr)
-		return
-	}
-	sortBy := q.Get("sort_by")
-	if sortBy != "" && sortBy != "name" && sortBy != "name:asc" && sortBy != "name:desc" {
-		writeAPIError(w, invalidInput("Sort by is invalid."))
 		return
 	}
 	query, name := q.Get("query"), q.Get("name")
@@ -302,7 +294,7 @@ func (s *Sim) handleListServices(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(matched, func(x, y *service) int {
 		return cmp.Or(cmp.Compare(strings.ToLower(x.name), strings.ToLower(y.name)), cmp.Compare(x.id, y.id))
 	})
-	if sortBy == "name:desc" {
+	if desc {
 		slices.Reverse(matched)
 	}
 	start, end, info := p.window(len(matched))
@@ -424,4 +416,14 @@ func orDefault(raw, def json.RawMessage) json.RawMessage {
 		return def
 	}
 	return raw
+}
+
+// serviceOr404 returns the service named by the request's {id} path value, or answers
+// 404 and returns nil. The caller holds a.mu.
+func (a *account) serviceOr404(w http.ResponseWriter, r *http.Request) *service {
+	svc := a.services[r.PathValue("id")]
+	if svc == nil {
+		writeNotFound(w)
+	}
+	return svc
 }
