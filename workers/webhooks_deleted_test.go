@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pdworker/pdworker/events"
+	"github.com/pdworker/pdworker/internal/mapping"
 )
 
 // TestServiceDeletedMarksMapping deletes a service in the simulator: its
@@ -31,10 +32,13 @@ func TestServiceDeletedMarksMapping(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	w.settle(20 * time.Second)
 
-	gone, err := w.mappings.ByService(ctx, "PSVC000")
-	require.NoError(t, err)
-	require.NotNil(t, gone)
-	require.NotNil(t, gone.ServiceDeletedAt, "the mapping of the deleted service is marked")
+	// A delivery that failed once is retried after a delay, so wait for the outcome
+	// rather than for an empty queue.
+	var gone *mapping.Mapping
+	require.Eventually(t, func() bool {
+		gone, err = w.mappings.ByService(ctx, "PSVC000")
+		return err == nil && gone != nil && gone.ServiceDeletedAt != nil
+	}, 20*time.Second, 20*time.Millisecond, "the mapping of the deleted service is marked")
 	assert.Equal(t, "component:default/psvc000", gone.EntityRef)
 	stay, err := w.mappings.ByService(ctx, "PSVC001")
 	require.NoError(t, err)
@@ -45,5 +49,7 @@ func TestServiceDeletedMarksMapping(t *testing.T) {
 	require.NotNil(t, v)
 	assert.True(t, v.Deleted)
 	assert.Equal(t, *gone.ServiceDeletedAt, *v.DeletedAt, "both carry the event's occurred_at")
-	assert.Equal(t, uint64(1), w.streamCount(events.StreamPagerDutyEntity), "the entity event of service.deleted")
+	assert.Eventually(t, func() bool { return w.streamCount(events.StreamPagerDutyEntity) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"the entity event of service.deleted, once")
+	assert.Never(t, func() bool { return w.streamCount(events.StreamPagerDutyEntity) > 1 }, 200*time.Millisecond, 20*time.Millisecond)
 }
