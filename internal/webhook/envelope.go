@@ -124,8 +124,8 @@ type incidentChild struct {
 // ErrNotEnvelope and say what is wrong.
 //
 // It reads only the fields it needs and keeps agent, client and data as slices of
-// body: the receiver decodes every delivery on the hot path, the worker decodes data
-// later by type.
+// body, which the caller must therefore not change: the receiver decodes every
+// delivery on the hot path, the worker decodes data later by type.
 func Decode(body []byte) (*Envelope, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, fmt.Errorf("%w: the body is not valid JSON", ErrNotEnvelope)
@@ -180,14 +180,18 @@ func Decode(body []byte) (*Envelope, error) {
 	}
 	return &Envelope{Event: Event{
 		ID: id.Str, EventType: eventType.Str, ResourceType: resourceType.Str, OccurredAt: at,
-		Agent: raw(agent), Client: raw(client), Data: raw(data),
+		Agent: raw(body, agent), Client: raw(body, client), Data: raw(body, data),
 	}}, nil
 }
 
-// raw returns the JSON text of v as it appears in the body, or nil when absent.
-func raw(v gjson.Result) json.RawMessage {
-	if !v.Exists() {
+// raw returns the JSON text of v as it appears in body (sharing its bytes), or nil
+// when absent.
+func raw(body []byte, v gjson.Result) json.RawMessage {
+	switch {
+	case !v.Exists():
 		return nil
+	case v.Index > 0 && v.Index+len(v.Raw) <= len(body):
+		return json.RawMessage(body[v.Index : v.Index+len(v.Raw) : v.Index+len(v.Raw)])
 	}
 	return json.RawMessage(v.Raw)
 }
