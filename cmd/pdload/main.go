@@ -275,11 +275,10 @@ func newClient() *http.Client {
 
 // result is what one run measured.
 type result struct {
-	target, load              string
-	sent, ok, non2xx, failed  int
-	elapsed                   time.Duration
-	latencies                 []time.Duration // sorted
-	firstFailure, firstStatus string
+	target, load             string
+	sent, ok, non2xx, failed int
+	elapsed                  time.Duration
+	latencies                []time.Duration // sorted
 }
 
 func (r result) throughput() float64 {

@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logg
 	if err := events.Provision(ctx, a.js, cfg.NATS.Replicas); err != nil {
 		return nil, fmt.Errorf("create NATS streams and buckets: %w", err)
 	}
-	d, err := a.shared(opts.PagerDuty)
+	d, err := a.newShared(opts.PagerDuty)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,9 @@ type shared struct {
 	metrics   *workers.Metrics
 }
 
-func (a *App) shared(pdOpts pagerduty.Options) (shared, error) {
+// newShared builds the PagerDuty accounts, the schema validator and the consumer
+// metrics.
+func (a *App) newShared(pdOpts pagerduty.Options) (shared, error) {
 	pdOpts.RateLimit = a.cfg.PagerDuty.RateLimit
 	pdOpts.Registerer = a.registry
 	accounts, err := pagerduty.NewAccounts(a.cfg.PagerDuty.Accounts, pdOpts, a.log)

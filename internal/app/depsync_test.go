@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -23,11 +22,7 @@ import (
 func TestDryRunShowsThePlanAndWritesNothing(t *testing.T) {
 	e := newCatalogEnv(t)
 	ctx := context.Background()
-	nc, err := nats.Connect(e.app.NATSURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	_, js := natsClient(t, e.app.NATSURL())
 
 	// Reports are read from the stream, so none is missed however early it came.
 	cons, err := js.OrderedConsumer(ctx, events.StreamDepsync, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectDepsyncReport}})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -166,4 +168,36 @@ func create(t testing.TB, a *App, idempotencyKey, body string) response {
 // writes counts the requests that reached the simulator and could change it.
 func writes(sim *pdsim.Sim) int {
 	return sim.Count(http.MethodPost, "") + sim.Count(http.MethodPut, "") + sim.Count(http.MethodDelete, "")
+}
+
+// natsClient connects to url and closes the connection when the test ends.
+func natsClient(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return nc, js
+}
+
+// subscribe collects the messages of subject until the test ends.
+func subscribe(t testing.TB, nc *nats.Conn, subject string) chan *nats.Msg {
+	t.Helper()
+	ch := make(chan *nats.Msg, 16)
+	sub, err := nc.ChanSubscribe(subject, ch)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return ch
+}
+
+// publishJob publishes a pagerduty:service:create job message with Nats-Msg-Id id, as
+// anything on NATS may.
+func publishJob(t testing.TB, js jetstream.JetStream, id, body string) {
+	t.Helper()
+	msg := nats.NewMsg("scaffolder.action.pagerduty.service.create")
+	msg.Header.Set(nats.MsgIdHdr, id)
+	msg.Data = []byte(body)
+	_, err := js.PublishMsg(context.Background(), msg)
+	require.NoError(t, err)
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,22 +82,9 @@ func TestCreateServiceOverNATS(t *testing.T) {
 	seed := testSeed()
 	sim, url := simulator(t, pdsim.Options{}, seed)
 	a := startApp(t, testConfig(t, url, seed, ""), fastOptions(), zerolog.Nop())
-	nc, err := nats.Connect(a.NATSURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-
-	results := make(chan *nats.Msg, 4)
-	sub, err := nc.ChanSubscribe("scaffolder.result.job-nats-1", results)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-
-	msg := nats.NewMsg("scaffolder.action.pagerduty.service.create")
-	msg.Header.Set(nats.MsgIdHdr, "job-nats-1")
-	msg.Data = []byte(`{"id":"job-nats-1","input":{"name":"payments","description":"Payments","escalationPolicyId":"PLEGACY","alertGrouping":"time"}}`)
-	_, err = js.PublishMsg(context.Background(), msg)
-	require.NoError(t, err)
+	nc, js := natsClient(t, a.NATSURL())
+	results := subscribe(t, nc, "scaffolder.result.job-nats-1")
+	publishJob(t, js, "job-nats-1", `{"id":"job-nats-1","input":{"name":"payments","description":"Payments","escalationPolicyId":"PLEGACY","alertGrouping":"time"}}`)
 
 	var res events.JobResult
 	select {
@@ -261,15 +246,8 @@ func TestBadMessagesOverNATSAreDeadLettered(t *testing.T) {
 	seed := testSeed()
 	sim, url := simulator(t, pdsim.Options{}, seed)
 	a := startApp(t, testConfig(t, url, seed, ""), fastOptions(), zerolog.Nop())
-	nc, err := nats.Connect(a.NATSURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	dlq := make(chan *nats.Msg, 16)
-	sub, err := nc.ChanSubscribe("deadletter.>", dlq)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	nc, js := natsClient(t, a.NATSURL())
+	dlq := subscribe(t, nc, "deadletter.>")
 
 	bad := []struct {
 		id, data, reason string
@@ -279,11 +257,7 @@ func TestBadMessagesOverNATSAreDeadLettered(t *testing.T) {
 		{"bad-account", `{"id":"bad-account","input":{"name":"x","description":"d","escalationPolicyId":"PAIOPS1","account":"nope"}}`, `account "nope" is not configured`},
 	}
 	for _, b := range bad {
-		m := nats.NewMsg("scaffolder.action.pagerduty.service.create")
-		m.Header.Set(nats.MsgIdHdr, b.id)
-		m.Data = []byte(b.data)
-		_, err := js.PublishMsg(context.Background(), m)
-		require.NoError(t, err)
+		publishJob(t, js, b.id, b.data)
 	}
 	reasons := map[string]string{}
 	for range bad {
@@ -440,16 +414,8 @@ func TestWorkerKilledBetweenServiceAndIntegration(t *testing.T) {
 	victimDoor := httptest.NewServer(sim)
 	t.Cleanup(victimDoor.Close)
 	victim := startApp(t, testConfig(t, victimDoor.URL, seed, embedded.ClientURL()), opts, zerolog.Nop())
-	nc, err := nats.Connect(embedded.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	msg := nats.NewMsg("scaffolder.action.pagerduty.service.create")
-	msg.Header.Set(nats.MsgIdHdr, "job-killed")
-	msg.Data = []byte(`{"id":"job-killed","input":{"name":"killed","description":"d","escalationPolicyId":"PAIOPS1"}}`)
-	_, err = js.PublishMsg(context.Background(), msg)
-	require.NoError(t, err)
+	_, js := natsClient(t, embedded.ClientURL())
+	publishJob(t, js, "job-killed", `{"id":"job-killed","input":{"name":"killed","description":"d","escalationPolicyId":"PAIOPS1"}}`)
 	state, err := js.KeyValue(context.Background(), "action_state")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
