@@ -373,11 +373,28 @@ func shrinkDuplicateWindow(t testing.TB, js jetstream.JetStream) {
 	ctx := context.Background()
 	s, err := js.Stream(ctx, events.StreamPagerDutyWebhooks)
 	require.NoError(t, err)
+	// A probe with its own id (an event type the worker skips) tells when the server
+	// has forgotten the ids of the old window; each stored probe is deleted again.
+	probe := func() *jetstream.PubAck {
+		msg := nats.NewMsg(events.WebhookSubject("pdworker.probe"))
+		msg.Header.Set(nats.MsgIdHdr, "duplicate-window-probe")
+		msg.Data = []byte(`{"event":{"id":"probe","event_type":"pdworker.probe","resource_type":"pdworker","occurred_at":"2026-01-01T00:00:00Z"}}`)
+		ack, err := js.PublishMsg(ctx, msg)
+		require.NoError(t, err)
+		if !ack.Duplicate {
+			require.NoError(t, s.DeleteMsg(ctx, ack.Sequence))
+		}
+		return ack
+	}
+	require.False(t, probe().Duplicate)
 	cfg := s.CachedInfo().Config
 	cfg.Duplicates = 100 * time.Millisecond
 	_, err = js.UpdateStream(ctx, cfg)
 	require.NoError(t, err)
-	time.Sleep(300 * time.Millisecond) // let the old window expire on the server
+	// The server forgets old ids when its purge timer fires, which was set under the
+	// old two-minute window: allow for all of it.
+	require.Eventually(t, func() bool { return !probe().Duplicate }, 3*time.Minute, 50*time.Millisecond,
+		"the server forgets the ids of the old duplicate window")
 }
 
 // TestWebhooksSurviveNATSRestart: with NATS stopped the receiver answers 503, the
