@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,13 +22,24 @@ import (
 
 func setup(t *testing.T, cfg card.Config) (*card.Cards, *pdsim.Sim) {
 	t.Helper()
+	return setupWith(t, cfg, nil)
+}
+
+// setupWith is setup with the simulator behind front (nil: none), a middleware that
+// lets a test see requests arrive.
+func setupWith(t *testing.T, cfg card.Config, front func(http.Handler) http.Handler) (*card.Cards, *pdsim.Sim) {
+	t.Helper()
 	sim := pdsim.New(pdsim.Options{Seed: 1})
 	require.NoError(t, sim.Load(pdsim.Seed{Accounts: []pdsim.AccountSeed{{
 		ID: "default", Tokens: []string{"pd"},
 		EscalationPolicies: []pdsim.EscalationPolicySeed{{ID: "PEP0001", Name: "Platform"}},
 		Services:           []pdsim.ServiceSeed{{ID: "PSVC001", Name: "Checkout", EscalationPolicyID: "PEP0001"}},
 	}}}))
-	srv := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if front != nil {
+		h = front(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	accounts, err := pagerduty.NewAccounts([]pagerduty.AccountConfig{{ID: "default", Default: true, APIURL: srv.URL, EventsURL: srv.URL, Token: secret.Value("pd")}},
 		pagerduty.Options{RetryMax: -1}, zerolog.Nop())
@@ -95,7 +107,14 @@ func TestSingleFlight(t *testing.T) {
 // TestCallerLeavingDoesNotCancelTheSharedFetch: the first caller's context ending does
 // not fail the fetch the others wait on.
 func TestCallerLeavingDoesNotCancelTheSharedFetch(t *testing.T) {
-	cards, sim := setup(t, card.Config{TTL: time.Hour})
+	arrived := make(chan struct{})
+	var once sync.Once
+	cards, sim := setupWith(t, card.Config{TTL: time.Hour}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			once.Do(func() { close(arrived) })
+			next.ServeHTTP(w, r)
+		})
+	})
 	sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: 200 * time.Millisecond, PathPrefix: "/services/PSVC001"})
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
@@ -103,7 +122,7 @@ func TestCallerLeavingDoesNotCancelTheSharedFetch(t *testing.T) {
 		_, _, err := cards.Service(ctx, "", "PSVC001")
 		first <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let the first caller start the fetch
+	<-arrived // the first caller's fetch has reached PagerDuty
 	cancel()
 	_, _, err := cards.Service(context.Background(), "", "PSVC001")
 	require.NoError(t, err)
