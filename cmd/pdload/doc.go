@@ -1,7 +1,8 @@
 // Command pdload measures the PagerDuty webhook path on this machine and prints the
 // figures BENCHMARKS.md records. Everything runs in one process over loopback: an
 // embedded NATS server with file storage (reached over TCP, as pdworker does), the
-// real receiver (httpapi.NewWebhookHandler: body cap, signature check, envelope
+// receiver as pdworker serves it (httpapi.New with routing, metrics and panic
+// recovery around POST /api/pagerduty/webhooks: body cap, signature check, envelope
 // decode, durable JetStream publish), and a bare handler that reads the body and
 // answers 204 (the floor).
 //
@@ -10,8 +11,11 @@
 //   - ingest: the floor and the receiver, one after the other in the same run, first
 //     open-loop at a fixed rate (-rate; latency counted from the moment each request
 //     was due, so a slow server cannot hide its queueing: no coordinated omission),
-//     then closed-loop at maximum throughput (-concurrency clients sending
-//     back-to-back). Each delivery is a distinct, signed incident.triggered envelope.
+//     then closed-loop at maximum throughput: clients sending back-to-back, at each
+//     of the -concurrency client counts, the two targets alternating. A target's
+//     maximum is its best run, since a server whose answers take longer needs more
+//     requests in flight to reach its peak. Each delivery is a distinct, signed
+//     incident.triggered envelope.
 //   - e2e: the simulator's incidents change state through the Events API v2
 //     (trigger, acknowledge, resolve) at -e2e-rate changes per second; the simulator
 //     delivers signed webhooks to the receiver, the webhook worker applies them, and
@@ -21,7 +25,7 @@
 // Usage:
 //
 //	go run ./cmd/pdload [-mode all|ingest|e2e] [-rate 1000] [-duration 10s]
-//	    [-concurrency 64] [-max-duration 10s] [-e2e-rate 150] [-e2e-duration 10s]
+//	    [-concurrency 16,64,256] [-max-duration 10s] [-e2e-rate 150] [-e2e-duration 10s]
 //
 // It imports events, internal/httpapi, internal/liveview, internal/pdsim,
 // internal/secret, internal/webhook and workers, and is imported by nothing.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/pdworker/pdworker/events"
@@ -36,6 +37,7 @@ const (
 	maxInFlight     = 4096
 	requestTimeout  = 10 * time.Second
 	warmupRequests  = 2000
+	warmupClients   = 64
 	loadSecretValue = "pdload-webhook-signing-secret-0001"
 )
 
@@ -43,7 +45,7 @@ type options struct {
 	mode        string
 	rates       []int
 	duration    time.Duration
-	concurrency int
+	concurrency []int
 	maxDuration time.Duration
 	e2eRate     int
 	e2eDuration time.Duration
@@ -51,22 +53,22 @@ type options struct {
 
 func main() {
 	var o options
-	var rates string
+	var rates, clients string
 	flag.StringVar(&o.mode, "mode", "all", "what to measure: all, ingest or e2e")
 	flag.StringVar(&rates, "rate", "1000,2500", "fixed open-loop rates in requests per second, comma-separated")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each fixed-rate run")
-	flag.IntVar(&o.concurrency, "concurrency", 64, "clients of the maximum-throughput run")
+	flag.StringVar(&clients, "concurrency", "16,64,256", "client counts of the maximum-throughput runs, comma-separated; a target's maximum is its best run")
 	flag.DurationVar(&o.maxDuration, "max-duration", 10*time.Second, "length of each maximum-throughput run")
 	flag.IntVar(&o.e2eRate, "e2e-rate", 150, "incident state changes per second of the end-to-end run")
 	flag.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end run")
 	flag.Parse()
-	for r := range strings.SplitSeq(rates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "pdload: -rate %q: want positive integers, comma-separated\n", rates)
-			os.Exit(2)
-		}
-		o.rates = append(o.rates, n)
+	var err error
+	if o.rates, err = positiveInts("-rate", rates); err == nil {
+		o.concurrency, err = positiveInts("-concurrency", clients)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pdload:", err)
+		os.Exit(2)
 	}
 	if o.mode != "all" && o.mode != "ingest" && o.mode != "e2e" {
 		fmt.Fprintln(os.Stderr, "pdload: -mode must be all, ingest or e2e")
@@ -76,6 +78,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pdload:", err)
 		os.Exit(1)
 	}
+}
+
+// positiveInts parses a comma-separated list of positive integers given to flag name.
+func positiveInts(name, list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s %q: want positive integers, comma-separated", name, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -151,8 +166,14 @@ func startReceiver(ctx context.Context) (*natsEnv, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	url, stop, err := serve(httpapi.NewWebhookHandler(httpapi.WebhookDeps{
-		Secrets: []secret.Value{secret.Value(loadSecretValue)}, Publisher: env.js, MaxBodyBytes: 1 << 20, Connected: env.nc.IsConnected,
+	// The service's whole handler (routing, metrics, panic recovery), with only the
+	// webhook route's dependencies: the receiver as pdworker serves it.
+	reg := prometheus.NewRegistry()
+	url, stop, err := serve(httpapi.New(httpapi.Config{MaxBodyBytes: 1 << 20}, httpapi.Deps{
+		Gatherer: reg, Registerer: reg, Connected: env.nc.IsConnected,
+		Webhooks: httpapi.WebhookDeps{
+			Secrets: []secret.Value{secret.Value(loadSecretValue)}, Publisher: env.js, MaxBodyBytes: 1 << 20, Connected: env.nc.IsConnected,
+		},
 	}, zerolog.Nop()))
 	if err != nil {
 		env.close()
@@ -183,7 +204,7 @@ func ingest(ctx context.Context, o options, out io.Writer) error {
 	client := newClient()
 	targets := []struct{ name, url string }{{"floor (bare 204)", floorURL}, {"receiver", receiverURL}}
 	for _, tg := range targets {
-		warm := closedLoop(client, tg.url, gen, o.concurrency, 0, warmupRequests)
+		warm := closedLoop(client, tg.url, gen, warmupClients, 0, warmupRequests)
 		if warm.failed > 0 || warm.non2xx > 0 {
 			return fmt.Errorf("warm-up of %s: %d non-2xx, %d failed", tg.name, warm.non2xx, warm.failed)
 		}
@@ -201,13 +222,20 @@ func ingest(ctx context.Context, o options, out io.Writer) error {
 			byRate[rate] = pair
 		}
 	}
+	// Each target's maximum is its best over the client counts: a server whose answers
+	// take longer needs more requests in flight to reach its peak (Little's law). The
+	// two targets alternate at each count so that drift on a shared machine hits both.
 	var maxRuns [2]result
-	for i, tg := range targets {
-		client.CloseIdleConnections()
-		r := closedLoop(client, tg.url, gen, o.concurrency, o.maxDuration, 0)
-		r.target, r.load = tg.name, fmt.Sprintf("max, %d clients, %s", o.concurrency, o.maxDuration)
-		results = append(results, r)
-		maxRuns[i] = r
+	for _, c := range o.concurrency {
+		for i, tg := range targets {
+			client.CloseIdleConnections()
+			r := closedLoop(client, tg.url, gen, c, o.maxDuration, 0)
+			r.target, r.load = tg.name, fmt.Sprintf("max, %d clients, %s", c, o.maxDuration)
+			results = append(results, r)
+			if r.throughput() > maxRuns[i].throughput() {
+				maxRuns[i] = r
+			}
+		}
 	}
 
 	fmt.Fprintln(out, "## Ingest: receiver (signature + durable JetStream store) against the floor")
@@ -243,8 +271,8 @@ func ingest(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(out, "- target: p99 under 10 ms at %d/s: receiver p99 %s, %d non-2xx: %s\n", baselineRate, ms(p99), pair[1].non2xx+pair[1].failed,
 			verdict(p99 < targetP99 && pair[1].non2xx+pair[1].failed == 0))
 	}
-	fmt.Fprintf(out, "- target: at least %.0f %% of the floor's maximum throughput: %.0f/s of %.0f/s = %.0f %%: %s\n",
-		100*targetShare, maxRuns[1].throughput(), maxRuns[0].throughput(), 100*share, verdict(share >= targetShare))
+	fmt.Fprintf(out, "- target: at least %.0f %% of the floor's maximum throughput: %.0f/s (%s) of %.0f/s (%s) = %.0f %%: %s\n",
+		100*targetShare, maxRuns[1].throughput(), maxRuns[1].load, maxRuns[0].throughput(), maxRuns[0].load, 100*share, verdict(share >= targetShare))
 	if pair, ok := byRate[goalRate]; ok {
 		p99, bad := pair[1].percentile(0.99), pair[1].non2xx+pair[1].failed
 		fmt.Fprintf(out, "- goal: %d/s with zero non-2xx and p99 under 10 ms: %d non-2xx, p99 %s: %s\n", goalRate, bad, ms(p99),

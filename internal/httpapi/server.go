@@ -142,12 +142,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) instrument(route string, next http.Handler) http.Handler {
+	duration := m.duration.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		duration.Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -1,11 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -78,13 +79,23 @@ func NewWebhookHandler(deps WebhookDeps, log zerolog.Logger) http.Handler {
 	if timeout <= 0 {
 		timeout = defaultWebhookPublishTimeout
 	}
+	// A delivery's bytes are needed only until the publish returns (the NATS client
+	// copies them), so their buffers are recycled across requests.
+	buffers := sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		account := r.URL.Query().Get("account")
 		if account != "" && !accountParam.MatchString(account) {
 			writeError(w, http.StatusBadRequest, "account must be 1-64 letters, digits, '-' or '_'")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, deps.MaxBodyBytes))
+		buf := buffers.Get().(*bytes.Buffer)
+		defer func() {
+			if buf.Cap() <= maxPooledBodyBytes {
+				buf.Reset()
+				buffers.Put(buf)
+			}
+		}()
+		body, err := readBody(w, r, deps.MaxBodyBytes, buf)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -130,6 +141,26 @@ func NewWebhookHandler(deps WebhookDeps, log zerolog.Logger) http.Handler {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+// maxPooledBodyBytes bounds the buffers kept for reuse, so that one large delivery
+// does not pin its buffer.
+const maxPooledBodyBytes = 64 << 10
+
+// readBody reads the request body into buf, in one allocation at most when the
+// Content-Length is known, and fails with *http.MaxBytesError past limit.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if r.ContentLength > 0 {
+		// ReadFrom wants MinRead bytes free before each read, the last one included.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // unavailable answers 503 so that PagerDuty retries the delivery.
