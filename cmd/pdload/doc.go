@@ -15,7 +15,11 @@
 //     of the -concurrency client counts, the two targets alternating. A target's
 //     maximum is its best run, since a server whose answers take longer needs more
 //     requests in flight to reach its peak. Each delivery is a distinct, signed
-//     incident.triggered envelope.
+//     incident.triggered envelope. After each receiver run the stream must hold
+//     exactly the deliveries answered 2xx; it is then purged. -store async and
+//     -store none take the receiver apart: the stream acknowledging before its write
+//     (JetStream's async persist mode, which pdworker does not use), and no publish
+//     at all.
 //   - e2e: the simulator's incidents change state through the Events API v2
 //     (trigger, acknowledge, resolve) at -e2e-rate changes per second; the simulator
 //     delivers signed webhooks to the receiver, the webhook worker applies them, and
@@ -25,7 +29,8 @@
 // Usage:
 //
 //	go run ./cmd/pdload [-mode all|ingest|e2e] [-rate 1000] [-duration 10s]
-//	    [-concurrency 16,64,256] [-max-duration 10s] [-e2e-rate 150] [-e2e-duration 10s]
+//	    [-concurrency 16,64,256] [-store durable|async|none] [-max-duration 10s]
+//	    [-e2e-rate 150] [-e2e-duration 10s]
 //
 // It imports events, internal/httpapi, internal/liveview, internal/pdsim,
 // internal/secret, internal/webhook and workers, and is imported by nothing.

@@ -37,7 +37,7 @@ const (
 // in the live view: Events API → simulator → signed webhook → receiver → JetStream →
 // webhook worker → live-view bucket → watcher.
 func endToEnd(ctx context.Context, o options, out io.Writer) error {
-	env, receiverURL, err := startReceiver(ctx)
+	env, receiverURL, err := startReceiver(ctx, storeDurable)
 	if err != nil {
 		return err
 	}
