@@ -12,9 +12,10 @@
 //     open-loop at a fixed rate (-rate; latency counted from the moment each request
 //     was due, so a slow server cannot hide its queueing: no coordinated omission),
 //     then closed-loop at maximum throughput: clients sending back-to-back, at each
-//     of the -concurrency client counts, the two targets alternating. A target's
-//     maximum is its best run, since a server whose answers take longer needs more
-//     requests in flight to reach its peak. Each delivery is a distinct, signed
+//     of the -concurrency client counts, the two targets alternating, the whole
+//     sweep repeated -rounds times. A target's maximum is its best run, since a
+//     server whose answers take longer needs more requests in flight to reach its
+//     peak; each round's own ratio is printed as well. Each delivery is a distinct, signed
 //     incident.triggered envelope. After each receiver run the stream must hold
 //     exactly the deliveries answered 2xx; it is then purged. -store async and
 //     -store none take the receiver apart: the stream acknowledging before its write
@@ -29,7 +30,8 @@
 // Usage:
 //
 //	go run ./cmd/pdload [-mode all|ingest|e2e] [-rate 1000] [-duration 10s]
-//	    [-concurrency 16,64,256] [-store durable|async|none] [-max-duration 10s]
+//	    [-concurrency 16,64,256] [-store durable|async|none]
+//	    [-max-duration 5s] [-rounds 3]
 //	    [-e2e-rate 150] [-e2e-duration 10s]
 //
 // It imports events, internal/httpapi, internal/liveview, internal/pdsim,

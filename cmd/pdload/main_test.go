@@ -19,7 +19,7 @@ func TestRunMeasuresAndChecksEverything(t *testing.T) {
 	var out bytes.Buffer
 	o := options{
 		mode: "all", rates: []int{baselineRate}, duration: 300 * time.Millisecond,
-		concurrency: []int{2, 8}, store: storeDurable, maxDuration: 300 * time.Millisecond,
+		concurrency: []int{2, 8}, store: storeDurable, maxDuration: 300 * time.Millisecond, rounds: 2,
 		e2eRate: 30, e2eDuration: time.Second,
 	}
 	if err := run(context.Background(), o, &out); err != nil {
@@ -28,9 +28,10 @@ func TestRunMeasuresAndChecksEverything(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"| receiver | fixed 1000/s, 300ms |",
-		"| floor (bare 204) | max, 8 clients, 300ms |",
+		"| floor (bare 204) | max, 8 clients, 300ms, round 2 |",
+		"receiver's best against the floor's best, round by round: ",
 		"every 2xx of the receiver was in stream PAGERDUTY_WEBHOOKS",
-		"counted after each of 4 runs",
+		"counted after each of 6 runs",
 		"- target: p99 under 10 ms at 1000/s",
 		"- target: at least 50 % of the floor's maximum throughput",
 		"- goal: at least 70 % of the floor's maximum throughput",

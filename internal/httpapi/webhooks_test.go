@@ -1,11 +1,16 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,9 +28,14 @@ import (
 func TestWebhookReceiver(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	oldS, newS := secret.Value("old-secret-aaaaaaaa"), secret.Value("new-secret-bbbbbbbb")
-	srv := httptest.NewServer(httpapi.NewWebhookHandler(httpapi.WebhookDeps{
+	receiver := httpapi.NewWebhookHandler(httpapi.WebhookDeps{
 		Secrets: []secret.Value{oldS, newS}, Publisher: js, MaxBodyBytes: 4096,
-	}, zerolog.Nop()))
+	}, zerolog.Nop())
+	var lastEncoding atomic.Value // the Transfer-Encoding of the last request the server saw
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lastEncoding.Store(strings.Join(r.TransferEncoding, ","))
+		receiver.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	body, err := os.ReadFile("../webhook/testdata/webhooks/incident_triggered.json")
 	require.NoError(t, err)
@@ -71,6 +81,18 @@ func TestWebhookReceiver(t *testing.T) {
 			assert.Equal(t, tt.want, post("/"+tt.path, tt.sig, tt.id, tt.body))
 		})
 	}
+	t.Run("too large, length not announced", func(t *testing.T) {
+		// A reader of unknown length makes the client send the body chunked, so the cap
+		// has to catch it while reading.
+		req, err := http.NewRequest(http.MethodPost, srv.URL, io.MultiReader(bytes.NewReader(big)))
+		require.NoError(t, err)
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign(oldS, big))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, "chunked", lastEncoding.Load())
+		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	})
 
 	ctx := context.Background()
 	s, err := js.Stream(ctx, events.StreamPagerDutyWebhooks)
@@ -101,4 +123,77 @@ func TestWebhookReceiverAnswers503WithoutNATS(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+// TestWebhookReceiverStoresEveryBodyExactly sends deliveries of many sizes at once,
+// some chunked: each stored message must be its own body, byte for byte, whatever
+// buffer the receiver read it into.
+func TestWebhookReceiverStoresEveryBodyExactly(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	key := secret.Value("s")
+	srv := httptest.NewServer(httpapi.NewWebhookHandler(httpapi.WebhookDeps{
+		Secrets: []secret.Value{key}, Publisher: js, MaxBodyBytes: 1 << 20,
+	}, zerolog.Nop()))
+	t.Cleanup(srv.Close)
+
+	const n = 300
+	bodies := make(map[string][]byte, n)
+	for i := range n {
+		id := fmt.Sprintf("size-%03d", i)
+		pad := strings.Repeat(string(rune('a'+i%26)), (i*397)%20000)
+		bodies[id] = []byte(`{"event":{"id":"` + id + `","event_type":"pagey.ping","resource_type":"pagey",` +
+			`"occurred_at":"2022-03-08T00:48:45.512Z","data":{"pad":"` + pad + `"}}}`)
+	}
+	ids := make(chan string)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for id := range ids {
+				var r io.Reader = bytes.NewReader(bodies[id])
+				if len(bodies[id])%2 == 0 {
+					r = io.MultiReader(r) // length unknown: sent chunked
+				}
+				req, err := http.NewRequest(http.MethodPost, srv.URL, r)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				req.Header.Set(webhook.SignatureHeader, webhook.Sign(key, bodies[id]))
+				req.Header.Set("X-Webhook-Id", id)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs <- fmt.Errorf("%s: status %d", id, resp.StatusCode)
+				}
+			}
+		})
+	}
+	for id := range bodies {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	ctx := context.Background()
+	s, err := js.Stream(ctx, events.StreamPagerDutyWebhooks)
+	require.NoError(t, err)
+	for seq := uint64(1); seq <= n; seq++ {
+		msg, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		id := msg.Header.Get("Nats-Msg-Id")
+		want, ok := bodies[id]
+		require.True(t, ok, "message %d has unknown id %q", seq, id)
+		require.True(t, bytes.Equal(want, msg.Data), "message %s (%d bytes stored, %d sent) is not its body", id, len(msg.Data), len(want))
+		delete(bodies, id)
+	}
+	assert.Empty(t, bodies, "deliveries not stored")
 }
