@@ -31,7 +31,7 @@ func TestRunMeasuresAndChecksEverything(t *testing.T) {
 		"| floor (bare 204) | max, 8 clients, 300ms, round 2 |",
 		"receiver's best against the floor's best, round by round: ",
 		"every 2xx of the receiver was in stream PAGERDUTY_WEBHOOKS",
-		"counted after each of 6 runs",
+		"counted after each of 6 runs (warm-up and lead-ins included)",
 		"- target: p99 under 10 ms at 1000/s",
 		"- target: at least 50 % of the floor's maximum throughput",
 		"- goal: at least 70 % of the floor's maximum throughput",
