@@ -3,7 +3,6 @@ package pdsim
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -154,7 +153,7 @@ func (s *Sim) cardRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /users/{id}", s.handleGetUser)
 	m.HandleFunc("GET /oncalls", s.handleListOnCalls)
 	m.HandleFunc("GET /services/{id}/change_events", s.handleListChangeEvents)
-	m.HandleFunc("GET /standards/scores/technical_services/{id}", s.handleStandardsScores)
+	m.HandleFunc("GET /standards/scores/technical_services/{id}", withObject(servicesOf, "", s.handleStandardsScores))
 	m.HandleFunc("POST /analytics/metrics/incidents/services", s.handleServiceMetrics)
 }
 
@@ -224,7 +223,6 @@ func (s *Sim) handleListOnCalls(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(matched, func(x, y OnCallSeed) int {
 		return cmp.Or(cmp.Compare(x.EscalationPolicyID, y.EscalationPolicyID), cmp.Compare(x.Level, y.Level), cmp.Compare(x.UserID, y.UserID))
 	})
-	start, end, info := p.window(len(matched))
 	base := baseURL(r)
 	type onCallJSON struct {
 		User             any       `json:"user"`
@@ -234,15 +232,14 @@ func (s *Sim) handleListOnCalls(w http.ResponseWriter, r *http.Request) {
 		Start            *string   `json:"start"`
 		End              *string   `json:"end"`
 	}
-	out := make([]onCallJSON, 0, end-start)
-	for _, oc := range matched[start:end] {
+	out, info := pageOf(p, matched, func(oc OnCallSeed) onCallJSON {
 		u := a.card.users[oc.UserID]
 		var user any = a.userReference(base, u)
 		if fullUsers {
 			user = a.renderUser(base, u)
 		}
-		out = append(out, onCallJSON{User: user, EscalationPolicy: a.epReference(base, a.eps[oc.EscalationPolicyID]), EscalationLevel: oc.Level})
-	}
+		return onCallJSON{User: user, EscalationPolicy: a.epReference(base, a.eps[oc.EscalationPolicyID]), EscalationLevel: oc.Level}
+	})
 	writeJSON(w, http.StatusOK, struct {
 		OnCalls []onCallJSON `json:"oncalls"`
 		pageInfo
@@ -260,8 +257,9 @@ func (s *Sim) handleListChangeEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
+	svc := a.services[r.PathValue("id")]
 	if svc == nil {
+		writeNotFound(w)
 		return
 	}
 	var matched []ChangeEventSeed
@@ -271,7 +269,6 @@ func (s *Sim) handleListChangeEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortStableFunc(matched, func(x, y ChangeEventSeed) int { return y.Timestamp.Compare(x.Timestamp) })
-	start, end, info := p.window(len(matched))
 	base := baseURL(r)
 	type changeEventJSON struct {
 		ID            string         `json:"id"`
@@ -286,21 +283,20 @@ func (s *Sim) handleListChangeEvents(w http.ResponseWriter, r *http.Request) {
 		Images        []any          `json:"images"`
 		HTMLURL       string         `json:"html_url"`
 	}
-	out := make([]changeEventJSON, 0, end-start)
-	for _, ce := range matched[start:end] {
-		ref := a.serviceReference(base, svc)
+	ref := a.serviceReference(base, svc)
+	out, info := pageOf(p, matched, func(ce ChangeEventSeed) changeEventJSON {
 		var src *string
 		if ce.Source != "" {
 			src = &ce.Source
 		}
-		out = append(out, changeEventJSON{
+		return changeEventJSON{
 			ID: ce.ID, Type: "change_event", Summary: ce.Summary, Timestamp: timestamp(ce.Timestamp), Source: src,
 			Integration:   reference{ID: "PCHGINT", Type: "inbound_integration_reference"},
-			Services:      []reference{{ID: ref.ID, Type: ref.Type, Summary: ref.Summary, Self: ref.Self, HTMLURL: ref.HTMLURL}},
+			Services:      []reference{ref},
 			CustomDetails: map[string]any{}, Links: append([]Link{}, ce.Links...), Images: []any{},
 			HTMLURL: a.webURL("/change_events/" + ce.ID),
-		})
-	}
+		}
+	})
 	writeJSON(w, http.StatusOK, struct {
 		ChangeEvents []changeEventJSON `json:"change_events"`
 		pageInfo
@@ -328,14 +324,7 @@ var simStandards = []standardDef{
 
 // handleStandardsScores serves GET /standards/scores/technical_services/{id}, with the
 // object at the top level as PagerDuty answers.
-func (s *Sim) handleStandardsScores(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
-	if svc == nil {
-		return
-	}
+func (s *Sim) handleStandardsScores(w http.ResponseWriter, _ *http.Request, a *account, svc *service, _ map[string]json.RawMessage) {
 	type standardJSON struct {
 		Active      bool   `json:"active"`
 		Description string `json:"description"`
@@ -374,12 +363,7 @@ func (s *Sim) handleServiceMetrics(w http.ResponseWriter, r *http.Request) {
 		} `json:"filters"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeAPIError(w, &apiError{Status: http.StatusRequestEntityTooLarge, Message: "Request Entity Too Large", Code: codeInvalidInput})
-			return
-		}
-		writeAPIError(w, invalidInput("Request body is not valid JSON."))
+		writeAPIError(w, bodyError(err, "Request body is not valid JSON."))
 		return
 	}
 	start, err1 := time.Parse(time.RFC3339, in.Filters.CreatedAtStart)

@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -122,20 +122,40 @@ func renderRelationship(dependent, supporting string) relationship {
 }
 
 func (s *Sim) dependencyRoutes(m *http.ServeMux) {
-	m.HandleFunc("POST /service_dependencies/associate", s.handleAssociate)
-	m.HandleFunc("POST /service_dependencies/disassociate", s.handleDisassociate)
-	m.HandleFunc("GET /service_dependencies/technical_services/{id}", s.handleListDependencies)
+	m.HandleFunc("POST /service_dependencies/associate", withRelationships(s.handleAssociate))
+	m.HandleFunc("POST /service_dependencies/disassociate", withRelationships(s.handleDisassociate))
+	m.HandleFunc("GET /service_dependencies/technical_services/{id}", withObject(servicesOf, "", s.handleListDependencies))
 	m.HandleFunc("GET /service_dependencies/business_services/{id}", func(w http.ResponseWriter, _ *http.Request) {
 		writeNotFound(w)
 	})
 }
 
-// readRelationships decodes {"relationships":[…]} and checks every service named.
-// Callers hold a.mu.
-func (a *account) readRelationships(r *http.Request) ([]relationship, *apiError) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, invalidInput("Request body could not be read.")
+// withRelationships serves a batch of relationships: it reads {"relationships":[…]}
+// before taking the account's lock, then, with the account locked, checks every
+// service named and runs h on the account's dependency graph.
+func withRelationships(h func(w http.ResponseWriter, g *dependencyGraph, rels []relationship)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rels, aerr := decodeRelationships(r)
+		if aerr != nil {
+			writeAPIError(w, aerr)
+			return
+		}
+		a := accountFrom(r.Context())
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if aerr := a.checkRelationships(rels); aerr != nil {
+			writeAPIError(w, aerr)
+			return
+		}
+		h(w, a.depGraph(), rels)
+	}
+}
+
+// decodeRelationships reads a non-empty {"relationships":[…]} body.
+func decodeRelationships(r *http.Request) ([]relationship, *apiError) {
+	body, aerr := readBody(r)
+	if aerr != nil {
+		return nil, aerr
 	}
 	var in struct {
 		Relationships []relationship `json:"relationships"`
@@ -146,36 +166,34 @@ func (a *account) readRelationships(r *http.Request) ([]relationship, *apiError)
 	if len(in.Relationships) == 0 {
 		return nil, invalidInput("relationships must be a non-empty array.")
 	}
-	for _, rel := range in.Relationships {
+	return in.Relationships, nil
+}
+
+// checkRelationships checks both sides of every relationship: a technical service of
+// the account. Callers hold a.mu.
+func (a *account) checkRelationships(rels []relationship) *apiError {
+	for _, rel := range rels {
 		for _, side := range []depRef{rel.Supporting, rel.Dependent} {
 			if side.ID == "" || side.Type == "" {
-				return nil, invalidInput("Each relationship needs supporting_service and dependent_service with id and type.")
+				return invalidInput("Each relationship needs supporting_service and dependent_service with id and type.")
 			}
 			switch side.Type {
 			case "service", typeTechnicalRef:
 			case "business_service", "business_service_reference":
-				return nil, notFound()
+				return notFound()
 			default:
-				return nil, invalidInput("type must be service or business_service.")
+				return invalidInput("type must be service or business_service.")
 			}
 			if a.services[side.ID] == nil {
-				return nil, notFound()
+				return notFound()
 			}
 		}
 	}
-	return in.Relationships, nil
+	return nil
 }
 
-func (s *Sim) handleAssociate(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	rels, aerr := a.readRelationships(r)
-	if aerr != nil {
-		writeAPIError(w, aerr)
-		return
-	}
-	g := a.depGraph()
+// handleAssociate serves POST /service_dependencies/associate.
+func (s *Sim) handleAssociate(w http.ResponseWriter, g *dependencyGraph, rels []relationship) {
 	var added [][2]string
 	undo := func() {
 		for _, e := range added {
@@ -204,16 +222,8 @@ func (s *Sim) handleAssociate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]relationship{"relationships": out})
 }
 
-func (s *Sim) handleDisassociate(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	rels, aerr := a.readRelationships(r)
-	if aerr != nil {
-		writeAPIError(w, aerr)
-		return
-	}
-	g := a.depGraph()
+// handleDisassociate serves POST /service_dependencies/disassociate.
+func (s *Sim) handleDisassociate(w http.ResponseWriter, g *dependencyGraph, rels []relationship) {
 	out := []relationship{}
 	for _, rel := range rels {
 		d, sup := rel.Dependent.ID, rel.Supporting.ID
@@ -225,37 +235,23 @@ func (s *Sim) handleDisassociate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]relationship{"relationships": out})
 }
 
-func (s *Sim) handleListDependencies(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	id := r.PathValue("id")
-	if a.services[id] == nil {
-		writeNotFound(w)
-		return
-	}
+// handleListDependencies serves GET /service_dependencies/technical_services/{id}: the
+// service's dependencies in both directions, skipping services that are gone.
+func (s *Sim) handleListDependencies(w http.ResponseWriter, _ *http.Request, a *account, svc *service, _ map[string]json.RawMessage) {
+	id := svc.id
 	g := a.depGraph()
 	out := []relationship{}
-	for _, sup := range sortedKeys(g.supports[id]) {
+	for _, sup := range slices.Sorted(maps.Keys(g.supports[id])) {
 		if a.services[sup] != nil {
 			out = append(out, renderRelationship(id, sup))
 		}
 	}
-	for _, dep := range sortedKeys(g.dependents[id]) {
+	for _, dep := range slices.Sorted(maps.Keys(g.dependents[id])) {
 		if a.services[dep] != nil {
 			out = append(out, renderRelationship(dep, id))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string][]relationship{"relationships": out})
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // DependencyState is one dependency for assertions: Dependent depends on Supporting.
@@ -275,23 +271,15 @@ func (s *Sim) Dependencies(account string) []DependencyState {
 	defer a.mu.Unlock()
 	out := []DependencyState{}
 	g := a.depGraph()
-	for _, d := range sortedKeys(boolKeys(g.supports)) {
+	for _, d := range slices.Sorted(maps.Keys(g.supports)) {
 		if a.services[d] == nil {
 			continue
 		}
-		for _, sup := range sortedKeys(g.supports[d]) {
+		for _, sup := range slices.Sorted(maps.Keys(g.supports[d])) {
 			if a.services[sup] != nil {
 				out = append(out, DependencyState{Dependent: d, Supporting: sup})
 			}
 		}
-	}
-	return out
-}
-
-func boolKeys[V any](m map[string]V) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
 	}
 	return out
 }

@@ -71,6 +71,11 @@ func TestServiceDependencies(t *testing.T) {
 		resp, _ = call(t, srv, http.MethodGet, "/service_dependencies/technical_services/PNOPE00", tok, "")
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	})
+	t.Run("an oversized body is 413, as on every endpoint", func(t *testing.T) {
+		resp, body := call(t, srv, http.MethodPost, "/service_dependencies/associate", tok, `{"relationships":[`+strings.Repeat(" ", 1<<20)+`]}`)
+		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+		assert.JSONEq(t, `{"error":{"message":"Request Entity Too Large","code":2001}}`, string(body))
+	})
 	t.Run("read lists both directions", func(t *testing.T) {
 		resp, body := call(t, srv, http.MethodGet, "/service_dependencies/technical_services/PSVC001", tok, "")
 		require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -13,10 +13,11 @@
 // behaviour is undocumented the simulator picks one behaviour and says so next to the
 // code that implements it:
 //
-//   - Rate limit: a fixed 60-second window per account, opened by the first request after
-//     the previous window ended; `ratelimit-reset` is the whole seconds left in it (at
-//     least 1). Requests refused with 429 still count toward the window. Only
-//     authenticated REST requests are limited; `/oauth/token` and `/_sim/` are not.
+//   - Rate limit: a fixed window per account (60 seconds; Options.RateWindow shortens
+//     it), opened by the first request after the previous window ended;
+//     `ratelimit-reset` is the whole seconds left in it (at least 1). Requests refused
+//     with 429 still count toward the window. Only authenticated REST requests are
+//     limited; `/oauth/token` and `/_sim/` are not.
 //   - Order of checks for a REST request: fault injection, authentication (401/2006),
 //     rate limit (429/2020), then the endpoint. Faults therefore apply before any state
 //     changes, except Fault5xxAfter, which lets the endpoint run and then answers 502.

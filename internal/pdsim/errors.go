@@ -77,17 +77,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decodeWrapped reads a body of the form `{"<key>":{...}}` and returns the inner
-// object's fields. A body that is not JSON, too large, or lacks the wrapper is invalid
-// input.
-func decodeWrapped(r *http.Request, key string) (map[string]json.RawMessage, *apiError) {
+// bodyError is the answer to a request body that could not be read or decoded: 413
+// when it is larger than maxBodyBytes, otherwise invalid input with detail.
+func bodyError(err error, detail string) *apiError {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Message: "Request Entity Too Large", Code: codeInvalidInput}
+	}
+	return invalidInput(detail)
+}
+
+// readBody reads the whole request body.
+func readBody(r *http.Request) ([]byte, *apiError) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Message: "Request Entity Too Large", Code: codeInvalidInput}
-		}
-		return nil, invalidInput("Request body could not be read.")
+		return nil, bodyError(err, "Request body could not be read.")
+	}
+	return body, nil
+}
+
+// decodeWrapped reads a body of the form `{"<key>":{...}}` and returns the inner
+// object's fields. A body that is too large is 413; one that is not JSON or lacks the
+// wrapper is invalid input.
+func decodeWrapped(r *http.Request, key string) (map[string]json.RawMessage, *apiError) {
+	body, aerr := readBody(r)
+	if aerr != nil {
+		return nil, aerr
 	}
 	var outer map[string]json.RawMessage
 	if err := json.Unmarshal(body, &outer); err != nil {

@@ -2,6 +2,7 @@ package pdsim
 
 import (
 	"cmp"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,19 +99,10 @@ func (s *Sim) handleListEscalationPolicies(w http.ResponseWriter, r *http.Reques
 			eps = append(eps, ep)
 		}
 	}
-	slices.SortFunc(eps, func(x, y *escalationPolicy) int {
-		return cmp.Or(cmp.Compare(strings.ToLower(x.name), strings.ToLower(y.name)), cmp.Compare(x.id, y.id))
-	})
-	if desc {
-		slices.Reverse(eps)
-	}
-	start, end, info := p.window(len(eps))
+	sortByName(eps, func(ep *escalationPolicy) (string, string) { return ep.name, ep.id }, desc)
 	byEP := a.servicesByEP()
 	base := baseURL(r)
-	out := make([]escalationPolicyJSON, 0, end-start)
-	for _, ep := range eps[start:end] {
-		out = append(out, a.renderEP(base, ep, byEP))
-	}
+	out, info := pageOf(p, eps, func(ep *escalationPolicy) escalationPolicyJSON { return a.renderEP(base, ep, byEP) })
 	writeJSON(w, http.StatusOK, struct {
 		EscalationPolicies []escalationPolicyJSON `json:"escalation_policies"`
 		pageInfo
@@ -118,15 +110,7 @@ func (s *Sim) handleListEscalationPolicies(w http.ResponseWriter, r *http.Reques
 }
 
 // handleGetEscalationPolicy serves GET /escalation_policies/{id}.
-func (s *Sim) handleGetEscalationPolicy(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ep := a.eps[r.PathValue("id")]
-	if ep == nil {
-		writeNotFound(w)
-		return
-	}
+func (s *Sim) handleGetEscalationPolicy(w http.ResponseWriter, r *http.Request, a *account, ep *escalationPolicy, _ map[string]json.RawMessage) {
 	writeJSON(w, http.StatusOK, map[string]escalationPolicyJSON{"escalation_policy": a.renderEP(baseURL(r), ep, a.servicesByEP())})
 }
 

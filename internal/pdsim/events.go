@@ -38,7 +38,7 @@ func (s *Sim) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	var ev enqueueEvent
 	if err != nil || json.Unmarshal(body, &ev) != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": []string{"JSON parse error"}})
+		writeInvalidEvent(w, "JSON parse error")
 		return
 	}
 	var errs []string
@@ -72,12 +72,12 @@ func (s *Sim) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, "'dedup_key' is missing or blank")
 	}
 	if len(errs) > 0 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": errs})
+		writeInvalidEvent(w, errs...)
 		return
 	}
 	a, svc := s.serviceByRoutingKey(ev.RoutingKey)
 	if a == nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": []string{"Invalid routing key"}})
+		writeInvalidEvent(w, "Invalid routing key")
 		return
 	}
 	defer a.mu.Unlock()
@@ -103,6 +103,11 @@ func (s *Sim) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Unlock()
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "success", "message": "Event processed", "dedup_key": ev.DedupKey})
+}
+
+// writeInvalidEvent sends the Events API's 400 answer listing what is wrong.
+func writeInvalidEvent(w http.ResponseWriter, errs ...string) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": errs})
 }
 
 // serviceByRoutingKey finds the service with an integration of that key and returns

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,14 @@ func (b *incidentBook) sorted(account string) []*incident {
 	}
 	slices.SortFunc(out, func(x, y *incident) int { return cmp.Compare(x.seq, y.seq) })
 	return out
+}
+
+// find returns the account's incident id, or nil; callers hold b.mu.
+func (b *incidentBook) find(a *account, id string) *incident {
+	if inc := b.byID[id]; inc != nil && inc.account == a.id {
+		return inc
+	}
+	return nil
 }
 
 // incidentRoutes registers incidents, the Events API v2 and webhook subscriptions.
@@ -249,7 +258,7 @@ type assignment struct {
 
 func (inc *incident) render(base string) incidentJSON {
 	out := incidentJSON{
-		ID: inc.id, Type: "incident", Summary: "[#" + itoa(inc.number) + "] " + inc.title,
+		ID: inc.id, Type: "incident", Summary: "[#" + strconv.Itoa(inc.number) + "] " + inc.title,
 		Self: base + "/incidents/" + inc.id, HTMLURL: inc.htmlURL, IncidentNumber: inc.number, Title: inc.title,
 		CreatedAt: timestamp(inc.createdAt), UpdatedAt: timestamp(inc.updatedAt), Status: inc.status,
 		IncidentKey: inc.incidentKey,
@@ -358,12 +367,8 @@ func (s *Sim) handleListIncidents(w http.ResponseWriter, r *http.Request) {
 		}
 		return c
 	})
-	start, end, info := p.window(len(matched))
 	base := baseURL(r)
-	out := make([]incidentJSON, 0, end-start)
-	for _, inc := range matched[start:end] {
-		out = append(out, inc.render(base))
-	}
+	out, info := pageOf(p, matched, func(inc *incident) incidentJSON { return inc.render(base) })
 	b.mu.Unlock()
 	writeJSON(w, http.StatusOK, struct {
 		Incidents []incidentJSON `json:"incidents"`
@@ -377,8 +382,8 @@ func (s *Sim) handleGetIncident(w http.ResponseWriter, r *http.Request) {
 	b := s.incidents
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	inc := b.byID[r.PathValue("id")]
-	if inc == nil || inc.account != a.id {
+	inc := b.find(a, r.PathValue("id"))
+	if inc == nil {
 		writeNotFound(w)
 		return
 	}
@@ -412,8 +417,8 @@ func (s *Sim) handleUpdateIncident(w http.ResponseWriter, r *http.Request) {
 	b := s.incidents
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	inc := b.byID[r.PathValue("id")]
-	if inc == nil || inc.account != a.id {
+	inc := b.find(a, r.PathValue("id"))
+	if inc == nil {
 		writeNotFound(w)
 		return
 	}
@@ -426,9 +431,4 @@ func (s *Sim) handleUpdateIncident(w http.ResponseWriter, r *http.Request) {
 		s.setStatus(a, inc, body.Status)
 	}
 	writeJSON(w, http.StatusOK, map[string]incidentJSON{"incident": inc.render(baseURL(r))})
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -51,19 +51,7 @@ type integrationJSON struct {
 // handleCreateIntegration serves POST /services/{id}/integrations. With a vendor the
 // type follows from it (no `type` needed); without one, `type` must be an Events API
 // inbound type. The answer has a 32-character integration_key.
-func (s *Sim) handleCreateIntegration(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	in, derr := decodeWrapped(r, "integration")
-	if derr != nil {
-		writeAPIError(w, derr)
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
-	if svc == nil {
-		return
-	}
+func (s *Sim) handleCreateIntegration(w http.ResponseWriter, r *http.Request, a *account, svc *service, in map[string]json.RawMessage) {
 	var body struct {
 		Name   string `json:"name"`
 		Type   string `json:"type"`
@@ -97,14 +85,7 @@ func (s *Sim) handleCreateIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGetIntegration serves GET /services/{id}/integrations/{iid}.
-func (s *Sim) handleGetIntegration(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
-	if svc == nil {
-		return
-	}
+func (s *Sim) handleGetIntegration(w http.ResponseWriter, r *http.Request, a *account, svc *service, _ map[string]json.RawMessage) {
 	i := slices.IndexFunc(svc.integrations, func(it *integration) bool { return it.id == r.PathValue("iid") })
 	if i < 0 {
 		writeNotFound(w)

@@ -1,8 +1,11 @@
 package pdsim
 
 import (
+	"cmp"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Classic (offset) pagination limits
@@ -69,15 +72,33 @@ func parseNameSortedPage(q url.Values) (p page, desc bool, err *apiError) {
 	return p, false, invalidInput("Sort by is invalid.")
 }
 
-// window returns the bounds of the page within n items and the page's pagination info.
-func (p page) window(n int) (start, end int, info pageInfo) {
-	start = min(p.offset, n)
-	end = min(p.offset+p.limit, n)
-	info = pageInfo{Limit: p.limit, Offset: p.offset, More: end < n}
+// pageOf renders the items that fall on page p and returns them with the page's
+// pagination fields.
+func pageOf[T, J any](p page, items []T, render func(T) J) ([]J, pageInfo) {
+	n := len(items)
+	start, end := min(p.offset, n), min(p.offset+p.limit, n)
+	info := pageInfo{Limit: p.limit, Offset: p.offset, More: end < n}
 	if p.total {
 		info.Total = &n
 	}
-	return start, end, info
+	out := make([]J, 0, end-start)
+	for _, it := range items[start:end] {
+		out = append(out, render(it))
+	}
+	return out, info
+}
+
+// sortByName orders a name-sorted list as PagerDuty does: by case-insensitive name,
+// then by id; desc reverses it.
+func sortByName[T any](items []T, nameAndID func(T) (string, string), desc bool) {
+	slices.SortFunc(items, func(x, y T) int {
+		xn, xid := nameAndID(x)
+		yn, yid := nameAndID(y)
+		return cmp.Or(cmp.Compare(strings.ToLower(xn), strings.ToLower(yn)), cmp.Compare(xid, yid))
+	})
+	if desc {
+		slices.Reverse(items)
+	}
 }
 
 // queryList returns the values of a repeated array parameter, accepting both `k[]` (as

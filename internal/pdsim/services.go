@@ -204,32 +204,13 @@ func (s *Sim) handleCreateService(w http.ResponseWriter, r *http.Request) {
 
 // handleGetService serves GET /services/{id} with include[]=integrations and
 // include[]=escalation_policies.
-func (s *Sim) handleGetService(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
-	if svc == nil {
-		return
-	}
+func (s *Sim) handleGetService(w http.ResponseWriter, r *http.Request, a *account, svc *service, _ map[string]json.RawMessage) {
 	writeJSON(w, http.StatusOK, map[string]serviceJSON{"service": a.renderService(baseURL(r), svc, queryList(r.URL.Query(), "include"))})
 }
 
 // handleUpdateService serves PUT /services/{id}: a partial update; fields absent from
 // the body keep their values.
-func (s *Sim) handleUpdateService(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	in, derr := decodeWrapped(r, "service")
-	if derr != nil {
-		writeAPIError(w, derr)
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur := a.serviceOr404(w, r)
-	if cur == nil {
-		return
-	}
+func (s *Sim) handleUpdateService(w http.ResponseWriter, r *http.Request, a *account, cur *service, in map[string]json.RawMessage) {
 	next := *cur
 	if errs := a.applyServiceFields(&next, in, false); len(errs) > 0 {
 		writeAPIError(w, invalidInput(errs...))
@@ -251,14 +232,7 @@ func (s *Sim) handleUpdateService(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteService serves DELETE /services/{id}: 204, and the service leaves its
 // alert grouping setting.
-func (s *Sim) handleDeleteService(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	svc := a.serviceOr404(w, r)
-	if svc == nil {
-		return
-	}
+func (s *Sim) handleDeleteService(w http.ResponseWriter, _ *http.Request, a *account, svc *service, _ map[string]json.RawMessage) {
 	a.commitLeaveSetting(svc)
 	delete(a.services, svc.id)
 	s.emitService(a, svc, "service.deleted")
@@ -291,19 +265,10 @@ func (s *Sim) handleListServices(w http.ResponseWriter, r *http.Request) {
 		}
 		matched = append(matched, svc)
 	}
-	slices.SortFunc(matched, func(x, y *service) int {
-		return cmp.Or(cmp.Compare(strings.ToLower(x.name), strings.ToLower(y.name)), cmp.Compare(x.id, y.id))
-	})
-	if desc {
-		slices.Reverse(matched)
-	}
-	start, end, info := p.window(len(matched))
+	sortByName(matched, func(svc *service) (string, string) { return svc.name, svc.id }, desc)
 	includes := queryList(q, "include")
 	base := baseURL(r)
-	out := make([]serviceJSON, 0, end-start)
-	for _, svc := range matched[start:end] {
-		out = append(out, a.renderService(base, svc, includes))
-	}
+	out, info := pageOf(p, matched, func(svc *service) serviceJSON { return a.renderService(base, svc, includes) })
 	writeJSON(w, http.StatusOK, struct {
 		Services []serviceJSON `json:"services"`
 		pageInfo
@@ -416,14 +381,4 @@ func orDefault(raw, def json.RawMessage) json.RawMessage {
 		return def
 	}
 	return raw
-}
-
-// serviceOr404 returns the service named by the request's {id} path value, or answers
-// 404 and returns nil. The caller holds a.mu.
-func (a *account) serviceOr404(w http.ResponseWriter, r *http.Request) *service {
-	svc := a.services[r.PathValue("id")]
-	if svc == nil {
-		writeNotFound(w)
-	}
-	return svc
 }

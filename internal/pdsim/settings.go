@@ -34,7 +34,7 @@ type groupingSetting struct {
 func (gs *groupingSetting) order() int64 { return gs.seq }
 
 // withSettingsAPI answers 402/2014 for accounts without the Alert Grouping Settings API.
-func (s *Sim) withSettingsAPI(h http.HandlerFunc) http.HandlerFunc {
+func withSettingsAPI(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !accountFrom(r.Context()).settingsAPI {
 			writeAPIError(w, noAbilities())
@@ -229,33 +229,12 @@ func (s *Sim) handleCreateSetting(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGetSetting serves GET /alert_grouping_settings/{id}.
-func (s *Sim) handleGetSetting(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	gs := a.settings[r.PathValue("id")]
-	if gs == nil {
-		writeNotFound(w)
-		return
-	}
+func (s *Sim) handleGetSetting(w http.ResponseWriter, _ *http.Request, a *account, gs *groupingSetting, _ map[string]json.RawMessage) {
 	writeJSON(w, http.StatusOK, map[string]settingJSON{"alert_grouping_setting": a.renderSetting(gs)})
 }
 
 // handleUpdateSetting serves PUT /alert_grouping_settings/{id}.
-func (s *Sim) handleUpdateSetting(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	in, derr := decodeWrapped(r, "alert_grouping_setting")
-	if derr != nil {
-		writeAPIError(w, derr)
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur := a.settings[r.PathValue("id")]
-	if cur == nil {
-		writeNotFound(w)
-		return
-	}
+func (s *Sim) handleUpdateSetting(w http.ResponseWriter, _ *http.Request, a *account, cur *groupingSetting, in map[string]json.RawMessage) {
 	next := *cur
 	next.config = *cur.config.clone()
 	next.serviceIDs = slices.Clone(cur.serviceIDs)
@@ -270,15 +249,7 @@ func (s *Sim) handleUpdateSetting(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteSetting serves DELETE /alert_grouping_settings/{id}; its services are left
 // without grouping.
-func (s *Sim) handleDeleteSetting(w http.ResponseWriter, r *http.Request) {
-	a := accountFrom(r.Context())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	gs := a.settings[r.PathValue("id")]
-	if gs == nil {
-		writeNotFound(w)
-		return
-	}
+func (s *Sim) handleDeleteSetting(w http.ResponseWriter, _ *http.Request, a *account, gs *groupingSetting, _ map[string]json.RawMessage) {
 	for _, id := range gs.serviceIDs {
 		if svc := a.services[id]; svc != nil {
 			svc.settingID = ""

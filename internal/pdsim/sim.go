@@ -3,6 +3,7 @@ package pdsim
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -110,7 +111,8 @@ func New(opts Options) *Sim {
 }
 
 // apiRoutes registers the PagerDuty REST endpoints. Every handler runs after
-// authentication and rate limiting and finds its account with accountFrom.
+// authentication and rate limiting and finds its account with accountFrom, or is
+// handed it by withObject.
 func (s *Sim) apiRoutes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /oauth/token", s.handleOAuthToken)
@@ -119,21 +121,21 @@ func (s *Sim) apiRoutes() *http.ServeMux {
 	m.HandleFunc("GET /abilities/{name}", s.handleTestAbility)
 
 	m.HandleFunc("GET /escalation_policies", s.handleListEscalationPolicies)
-	m.HandleFunc("GET /escalation_policies/{id}", s.handleGetEscalationPolicy)
+	m.HandleFunc("GET /escalation_policies/{id}", withObject(policiesOf, "", s.handleGetEscalationPolicy))
 
 	m.HandleFunc("POST /services", s.handleCreateService)
 	m.HandleFunc("GET /services", s.handleListServices)
-	m.HandleFunc("GET /services/{id}", s.handleGetService)
-	m.HandleFunc("PUT /services/{id}", s.handleUpdateService)
-	m.HandleFunc("DELETE /services/{id}", s.handleDeleteService)
-	m.HandleFunc("POST /services/{id}/integrations", s.handleCreateIntegration)
-	m.HandleFunc("GET /services/{id}/integrations/{iid}", s.handleGetIntegration)
+	m.HandleFunc("GET /services/{id}", withObject(servicesOf, "", s.handleGetService))
+	m.HandleFunc("PUT /services/{id}", withObject(servicesOf, "service", s.handleUpdateService))
+	m.HandleFunc("DELETE /services/{id}", withObject(servicesOf, "", s.handleDeleteService))
+	m.HandleFunc("POST /services/{id}/integrations", withObject(servicesOf, "integration", s.handleCreateIntegration))
+	m.HandleFunc("GET /services/{id}/integrations/{iid}", withObject(servicesOf, "", s.handleGetIntegration))
 
-	m.HandleFunc("POST /alert_grouping_settings", s.withSettingsAPI(s.handleCreateSetting))
-	m.HandleFunc("GET /alert_grouping_settings", s.withSettingsAPI(s.handleListSettings))
-	m.HandleFunc("GET /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleGetSetting))
-	m.HandleFunc("PUT /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleUpdateSetting))
-	m.HandleFunc("DELETE /alert_grouping_settings/{id}", s.withSettingsAPI(s.handleDeleteSetting))
+	m.HandleFunc("POST /alert_grouping_settings", withSettingsAPI(s.handleCreateSetting))
+	m.HandleFunc("GET /alert_grouping_settings", withSettingsAPI(s.handleListSettings))
+	m.HandleFunc("GET /alert_grouping_settings/{id}", withSettingsAPI(withObject(settingsOf, "", s.handleGetSetting)))
+	m.HandleFunc("PUT /alert_grouping_settings/{id}", withSettingsAPI(withObject(settingsOf, "alert_grouping_setting", s.handleUpdateSetting)))
+	m.HandleFunc("DELETE /alert_grouping_settings/{id}", withSettingsAPI(withObject(settingsOf, "", s.handleDeleteSetting)))
 
 	s.dependencyRoutes(m) // service dependencies (dependencies.go)
 	// On-calls, users, change events, standards, analytics for the Backstage card (card.go).
@@ -251,6 +253,42 @@ func accountFrom(ctx context.Context) *account {
 	a, _ := ctx.Value(ctxKey{}).(*account)
 	return a
 }
+
+// objectHandler serves a request about one object of the authenticated account a,
+// with a.mu held; in holds the fields of the request body when the route reads one.
+type objectHandler[T any] func(w http.ResponseWriter, r *http.Request, a *account, obj *T, in map[string]json.RawMessage)
+
+// withObject serves a route about the object named by the {id} path value among the
+// authenticated account's objects: it reads the `{"<bodyKey>":{…}}` body when bodyKey
+// is set, locks the account, and runs h with the object, or answers 404 when there is
+// none. The body is read before the lock, so a slow client holds no lock and a bad
+// body is answered 400 even for an unknown id.
+func withObject[T any](objects func(*account) map[string]*T, bodyKey string, h objectHandler[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a := accountFrom(r.Context())
+		var in map[string]json.RawMessage
+		if bodyKey != "" {
+			var derr *apiError
+			if in, derr = decodeWrapped(r, bodyKey); derr != nil {
+				writeAPIError(w, derr)
+				return
+			}
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		obj := objects(a)[r.PathValue("id")]
+		if obj == nil {
+			writeNotFound(w)
+			return
+		}
+		h(w, r, a, obj, in)
+	}
+}
+
+// The object maps withObject looks {id} up in.
+func servicesOf(a *account) map[string]*service          { return a.services }
+func settingsOf(a *account) map[string]*groupingSetting  { return a.settings }
+func policiesOf(a *account) map[string]*escalationPolicy { return a.eps }
 
 // statusRecorder remembers the status code written through it; 0 means no response.
 type statusRecorder struct {

@@ -136,11 +136,7 @@ func (s *Sim) handleListSubscriptions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(subs, func(x, y *subscription) int { return strings.Compare(x.id, y.id) })
-	start, end, info := p.window(len(subs))
-	out := make([]subscriptionBody, 0, end-start)
-	for _, sub := range subs[start:end] {
-		out = append(out, sub.render(false))
-	}
+	out, info := pageOf(p, subs, func(sub *subscription) subscriptionBody { return sub.render(false) })
 	h.mu.Unlock()
 	writeJSON(w, http.StatusOK, struct {
 		Subscriptions []subscriptionBody `json:"webhook_subscriptions"`

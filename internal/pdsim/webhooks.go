@@ -240,8 +240,9 @@ func (s *Sim) WebhookSubscriptions(account string) []WebhookSubscriptionState {
 }
 
 // ResendWebhooks queues every delivery the subscription has already delivered (not
-// counting earlier resends) once more, with the same X-Webhook-Id and body: the duplicates PagerDuty's at-least-once
-// delivery may produce. It returns how many were queued.
+// counting earlier resends) once more, with the same X-Webhook-Id and body: the
+// duplicates PagerDuty's at-least-once delivery may produce. It returns how many were
+// queued.
 func (s *Sim) ResendWebhooks(id string) int {
 	h := s.webhooks
 	h.mu.Lock()
