@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -14,14 +15,15 @@ import (
 	"github.com/pdworker/pdworker/events/natstest"
 )
 
-func newJobs(t *testing.T) (*events.Jobs, context.Context) {
+// newJobs opens a job store on a fresh server; ctx bounds the test.
+func newJobs(t *testing.T) (*events.Jobs, jetstream.JetStream, context.Context) {
 	t.Helper()
 	_, _, js := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	jobs, err := events.NewJobs(ctx, js)
 	require.NoError(t, err)
-	return jobs, ctx
+	return jobs, js, ctx
 }
 
 func TestJobIDs(t *testing.T) {
@@ -43,11 +45,7 @@ func TestJobIDs(t *testing.T) {
 }
 
 func TestSubmitDeduplicatesByJobID(t *testing.T) {
-	_, _, js := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	jobs, err := events.NewJobs(ctx, js)
-	require.NoError(t, err)
+	jobs, js, ctx := newJobs(t)
 
 	req := events.JobRequest{ID: events.NewJobID(), Input: json.RawMessage(`{"name":"svc"}`)}
 	require.NoError(t, jobs.Submit(ctx, events.SubjectServiceCreate, req))
@@ -72,7 +70,7 @@ func TestSubmitDeduplicatesByJobID(t *testing.T) {
 }
 
 func TestClaimFirstWins(t *testing.T) {
-	jobs, ctx := newJobs(t)
+	jobs, _, ctx := newJobs(t)
 	id := events.JobID("client-key-1")
 
 	existing, err := jobs.Claim(ctx, id, "fp-a")
@@ -89,7 +87,7 @@ func TestClaimFirstWins(t *testing.T) {
 }
 
 func TestClaimConcurrent(t *testing.T) {
-	jobs, ctx := newJobs(t)
+	jobs, _, ctx := newJobs(t)
 	id := events.NewJobID()
 
 	const n = 8
@@ -120,11 +118,7 @@ func TestClaimConcurrent(t *testing.T) {
 }
 
 func TestResults(t *testing.T) {
-	_, _, js := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	jobs, err := events.NewJobs(ctx, js)
-	require.NoError(t, err)
+	jobs, js, ctx := newJobs(t)
 
 	t.Run("none yet", func(t *testing.T) {
 		res, err := jobs.Result(ctx, events.NewJobID())
@@ -183,7 +177,7 @@ func TestResults(t *testing.T) {
 }
 
 func TestStateCompareAndSet(t *testing.T) {
-	jobs, ctx := newJobs(t)
+	jobs, _, ctx := newJobs(t)
 	id := events.NewJobID()
 
 	state, rev, err := jobs.LoadState(ctx, id)

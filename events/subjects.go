@@ -33,6 +33,17 @@ const (
 	SubjectDeadLetterPrefix = "deadletter."
 )
 
+// Headers of a stored PagerDuty webhook delivery, set by the webhook receiver (and by
+// anyone else who stores deliveries) and read by the webhook worker.
+const (
+	// HeaderWebhookAccount names the account a delivery belongs to: the `account`
+	// query parameter of the subscription URL (…/api/pagerduty/webhooks?account=acme);
+	// absent for the default account.
+	HeaderWebhookAccount = "Pdworker-Account"
+	// HeaderWebhookSubscription carries the delivery's X-Webhook-Subscription.
+	HeaderWebhookSubscription = "Pdworker-Webhook-Subscription"
+)
+
 // ResultSubject returns the subject on which the result of job jobID is published:
 // "scaffolder.result.<jobID>".
 func ResultSubject(jobID string) string {

@@ -124,7 +124,8 @@ func jobError(err error) *events.JobError {
 		return &events.JobError{Message: err.Error(), Code: actions.CodePagerDutyUnavailable}
 	case pagerduty.ClassOf(err) != 0:
 		return &events.JobError{Message: err.Error(), Code: actions.CodePagerDutyError}
-	case classify(err).permanent:
+	case classify(err).class == reasonPermanent:
+		// A message that cannot be decoded; a panic (reasonPanic) stays internal.
 		return &events.JobError{Message: err.Error(), Code: actions.CodeInvalidInput}
 	}
 	return &events.JobError{Message: err.Error(), Code: actions.CodeInternal}

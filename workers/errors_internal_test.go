@@ -9,6 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/pdworker/pdworker/actions"
+	"github.com/pdworker/pdworker/internal/pagerduty"
+	"github.com/pdworker/pdworker/schemas"
 )
 
 type temporaryErr bool
@@ -44,6 +48,29 @@ func TestClassify(t *testing.T) {
 		})
 	}
 	assert.NoError(t, Permanent(nil))
+}
+
+// TestJobErrorCodes checks the failure code a waiting caller gets (and so the HTTP
+// status of the action call) for each kind of final failure.
+func TestJobErrorCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"action failure", fmt.Errorf("step: %w", actions.Fail(actions.CodeConflict, nil, "taken")), actions.CodeConflict},
+		{"schema violation", Permanent(&schemas.Error{Message: "name is required"}), actions.CodeInvalidInput},
+		{"undecodable job", Permanent(errors.New("decode job: unexpected end of JSON input")), actions.CodeInvalidInput},
+		{"PagerDuty down", fmt.Errorf("gave up after 5 deliveries: %w", &pagerduty.APIError{Status: 503, Class: pagerduty.ClassRetryable}), actions.CodePagerDutyUnavailable},
+		{"PagerDuty refused", &pagerduty.APIError{Status: 400, Class: pagerduty.ClassPermanent}, actions.CodePagerDutyError},
+		{"handler panic", &panicError{value: "nil map"}, actions.CodeInternal},
+		{"anything else", errors.New("interrupted by shutdown"), actions.CodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, jobError(tt.err).Code)
+		})
+	}
 }
 
 func TestBackoff(t *testing.T) {

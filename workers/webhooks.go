@@ -12,16 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/tidwall/gjson"
 
 	"github.com/pdworker/pdworker/events"
 	"github.com/pdworker/pdworker/internal/liveview"
 	"github.com/pdworker/pdworker/internal/webhook"
 )
-
-// HeaderWebhookAccount is the message header naming the account of a stored webhook
-// (set by the receiver from the subscription URL's `account` parameter); absent means
-// the default account.
-const HeaderWebhookAccount = "Pdworker-Account"
 
 // EntityResolver finds the Backstage entity a PagerDuty service maps to
 // (mapping.Store). ok is false when the service maps to nothing; an error is
@@ -91,7 +87,7 @@ func NewWebhookEvents(js jetstream.JetStream, view *liveview.Store, seen SeenSto
 		Help: "PagerDuty webhook events handled by the worker, by outcome (applied, stale, ignored, duplicate, skipped).",
 	}, []string{"outcome"})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(total)
+		total = register(cfg.Registerer, total)
 	}
 	return &WebhookEvents{
 		view: view, seen: seen, resolver: resolver, js: js, cfg: cfg, total: total,
@@ -113,6 +109,12 @@ func (h *WebhookEvents) Handle(ctx context.Context, m *Message) error {
 	}
 	log := zerolog.Ctx(ctx).With().Str("webhook_id", id).Str("event_type", ev.EventType).Logger()
 
+	// Skipped deliveries are never marked seen, so they need no seen lookup.
+	if !known(ev) {
+		log.Debug().Msg("webhook event type not processed; kept in the stream and skipped")
+		h.total.WithLabelValues("skipped").Inc()
+		return nil
+	}
 	if seen, err := h.seen.Has(ctx, id); err != nil {
 		return err
 	} else if seen {
@@ -120,12 +122,7 @@ func (h *WebhookEvents) Handle(ctx context.Context, m *Message) error {
 		h.total.WithLabelValues("duplicate").Inc()
 		return nil
 	}
-	if !known(ev) {
-		log.Debug().Msg("webhook event type not processed; kept in the stream and skipped")
-		h.total.WithLabelValues("skipped").Inc()
-		return nil
-	}
-	account := m.Header.Get(HeaderWebhookAccount)
+	account := m.Header.Get(events.HeaderWebhookAccount)
 	if account == "" {
 		account = h.cfg.DefaultAccount
 	}
@@ -177,13 +174,9 @@ func (h *WebhookEvents) publishEntity(ctx context.Context, account, id string, e
 	if !ok || ref == "" {
 		return nil
 	}
-	var env struct {
-		Event json.RawMessage `json:"event"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return Permanent(err)
-	}
-	data, err := json.Marshal(EntityEvent{EntityRef: ref, ServiceID: serviceID, Account: account, Event: env.Event})
+	// Decode has checked that body holds an "event" object: it is passed on as sent.
+	event := json.RawMessage(gjson.GetBytes(body, "event").Raw)
+	data, err := json.Marshal(EntityEvent{EntityRef: ref, ServiceID: serviceID, Account: account, Event: event})
 	if err != nil {
 		return Permanent(err)
 	}

@@ -468,7 +468,7 @@ func TestWebhookEventsOrderingAndTypes(t *testing.T) {
 		msg := nats.NewMsg(events.WebhookSubject(eventType))
 		msg.Data = []byte(body)
 		msg.Header.Set(nats.MsgIdHdr, id)
-		msg.Header.Set(workers.HeaderWebhookAccount, hookAcct)
+		msg.Header.Set(events.HeaderWebhookAccount, hookAcct)
 		_, err := w.js.PublishMsg(ctx, msg)
 		require.NoError(t, err)
 	}

@@ -84,12 +84,9 @@ func (h *actionHandlers) run(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
-			return
+		if !writeTooLarge(w, err) {
+			writeError(w, http.StatusBadRequest, "cannot read request body: "+err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "cannot read request body: "+err.Error())
 		return
 	}
 	if err := h.validator.Validate(action.InputSchema(), body); err != nil {

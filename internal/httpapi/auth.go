@@ -53,12 +53,6 @@ const (
 	CallerUnauthenticated = "unauthenticated"
 )
 
-// Authenticate returns nil when the request carries an accepted credential.
-func (a *Authenticator) Authenticate(r *http.Request) error {
-	_, err := a.Caller(r)
-	return err
-}
-
 // Caller authenticates the request and names who sent it: the Backstage user
 // ("user:default/jane") or plugin ("plugin:catalog", "plugin:scaffolder (for
 // user:default/jane)"), CallerAPIToken or CallerUnauthenticated.

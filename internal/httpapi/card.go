@@ -148,12 +148,9 @@ func (h *cardHandlers) trigger(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, "the request body is too large")
-			return
+		if !writeTooLarge(w, err) {
+			writeError(w, http.StatusBadRequest, "the body must be a JSON object {\"title\",\"description\"?,\"severity\"?,\"dedupKey\"?}: "+err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "the body must be a JSON object {\"title\",\"description\"?,\"severity\"?,\"dedupKey\"?}: "+err.Error())
 		return
 	}
 	var bad []string
@@ -194,14 +191,20 @@ type upstreamErrors struct {
 	Errors []string `json:"errors"`
 }
 
+// writeUpstreamError answers a failed PagerDuty call with the anchor's {"errors":["…"]}
+// shape and the status errorStatus picks, and returns that status.
+func writeUpstreamError(w http.ResponseWriter, err error) int {
+	status, msg := errorStatus(err)
+	writeJSON(w, status, upstreamErrors{Errors: []string{msg}})
+	return status
+}
+
 // answer writes body() with 200, flagging stale answers, or the anchor's error shape.
 func (h *cardHandlers) answer(w http.ResponseWriter, meta card.Meta, err error, body func() any) {
 	if err != nil {
-		status, msg := errorStatus(err)
-		if status >= 500 {
+		if status := writeUpstreamError(w, err); status >= 500 {
 			h.log.Warn().Err(err).Int("status", status).Msg("card read failed")
 		}
-		writeJSON(w, status, upstreamErrors{Errors: []string{msg}})
 		return
 	}
 	if meta.Stale {

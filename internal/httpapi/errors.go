@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/pdworker/pdworker/schemas"
@@ -33,4 +35,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError answers with the service's error shape.
 func writeError(w http.ResponseWriter, status int, message string, details ...schemas.FieldError) {
 	writeJSON(w, status, errorBody{Error: errorPayload{Message: message, Details: details}})
+}
+
+// writeTooLarge answers 413 when err comes from a body cap (*http.MaxBytesError) and
+// reports whether it did.
+func writeTooLarge(w http.ResponseWriter, err error) bool {
+	var tooLarge *http.MaxBytesError
+	if !errors.As(err, &tooLarge) {
+		return false
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes (HTTP_MAX_BODY_BYTES)", tooLarge.Limit))
+	return true
 }

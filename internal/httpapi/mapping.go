@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,20 +67,6 @@ func mappingOK(w http.ResponseWriter) {
 	_, _ = io.WriteString(w, "OK")
 }
 
-// mappingUpstream answers a failed PagerDuty call with the plugin's {"errors":[…]} shape:
-// PagerDuty's status passed through, 504 for a timeout, 502 otherwise.
-func mappingUpstream(w http.ResponseWriter, err error) {
-	status := http.StatusBadGateway
-	var ae *pagerduty.APIError
-	switch {
-	case errors.As(err, &ae) && ae.Status >= 400:
-		status = ae.Status
-	case errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusGatewayTimeout
-	}
-	writeJSON(w, status, map[string][]string{"errors": {err.Error()}})
-}
-
 func (h *mappingHandlers) storeFailed(w http.ResponseWriter, what string, err error) {
 	h.log.Error().Err(err).Msg(what)
 	writeError(w, http.StatusServiceUnavailable, what+": "+err.Error())
@@ -105,7 +90,7 @@ func pathRef(r *http.Request) (string, error) {
 	return mapping.NormalizeRef(r.PathValue("type") + ":" + r.PathValue("namespace") + "/" + r.PathValue("name"))
 }
 
-// mappingRow is the plugin's raw row for a binding that comes from annotations only.
+// annotationRow is the plugin's raw row for a binding that comes from annotations only.
 func annotationRow(b mapping.Binding) mapping.Mapping {
 	return mapping.Mapping{ServiceID: b.ServiceID, IntegrationKey: b.IntegrationKey, EntityRef: b.EntityRef, Account: b.Account}
 }
@@ -268,7 +253,7 @@ func (h *mappingHandlers) backstageIntegration(w http.ResponseWriter, r *http.Re
 	defer unlock()
 	svc, err := c.GetService(ctx, serviceID, "integrations")
 	if err != nil {
-		mappingUpstream(w, err)
+		writeUpstreamError(w, err)
 		return "", false
 	}
 	for _, in := range svc.Integrations {
@@ -285,7 +270,7 @@ func (h *mappingHandlers) backstageIntegration(w http.ResponseWriter, r *http.Re
 		Vendor: &pagerduty.APIObject{ID: pagerduty.VendorBackstage, Type: "vendor_reference"},
 	})
 	if err != nil {
-		mappingUpstream(w, err)
+		writeUpstreamError(w, err)
 		return "", false
 	}
 	h.log.Info().Str("service_id", serviceID).Str("account", c.Account()).Msg("created the Backstage integration for a mapping")
@@ -353,7 +338,7 @@ func (h *mappingHandlers) listMappings(w http.ResponseWriter, r *http.Request) {
 	for _, c := range h.deps.Accounts.All() {
 		raws, err := c.ListServicesJSON(ctx)
 		if err != nil {
-			mappingUpstream(w, err)
+			writeUpstreamError(w, err)
 			return
 		}
 		for _, raw := range raws {
@@ -384,12 +369,9 @@ func (h *mappingHandlers) listEntry(view *mapping.View, annotated map[string]str
 	if m, ok := view.Mappings[s.ID]; ok {
 		e.IntegrationKey = m.IntegrationKey
 		switch {
-		case m.EntityRef == "" && catalogRef == "":
-			e.Status = "NotMapped"
+		case m.EntityRef == "": // explicitly unmapped: NotMapped, whatever the catalog says
 		case m.EntityRef == catalogRef:
 			e.Status, e.EntityRef, e.EntityName = "InSync", m.EntityRef, name(m.EntityRef)
-		case m.EntityRef == "":
-			e.Status = "NotMapped"
 		default:
 			e.Status, e.EntityRef, e.EntityName = "OutOfSync", m.EntityRef, name(m.EntityRef)
 		}
@@ -469,7 +451,7 @@ func (h *mappingHandlers) listDependencies(w http.ResponseWriter, r *http.Reques
 	}
 	deps, err := c.ServiceDependencies(r.Context(), r.PathValue("serviceId"))
 	if err != nil {
-		mappingUpstream(w, err)
+		writeUpstreamError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]pagerduty.Dependency{"relationships": deps})
@@ -506,7 +488,7 @@ func (h *mappingHandlers) writeDependencies(w http.ResponseWriter, r *http.Reque
 		_, err = c.AssociateDependencies(r.Context(), rels)
 	}
 	if err != nil {
-		mappingUpstream(w, err)
+		writeUpstreamError(w, err)
 		return
 	}
 	mappingOK(w)
@@ -525,14 +507,12 @@ func (h *mappingHandlers) catalogServiceID(w http.ResponseWriter, r *http.Reques
 		h.storeFailed(w, "read mappings", err)
 		return
 	}
-	if _, known := view.Entities[ref]; !known {
-		if _, mapped := view.Binding(ref); !mapped {
-			mappingString(w, http.StatusNotFound, fmt.Sprintf("Entity %s not found.", ref))
-			return
-		}
+	b, mapped := view.Binding(ref)
+	if _, known := view.Entities[ref]; !known && !mapped {
+		mappingString(w, http.StatusNotFound, fmt.Sprintf("Entity %s not found.", ref))
+		return
 	}
-	b, ok := view.Binding(ref)
-	if !ok {
+	if !mapped {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -544,12 +524,9 @@ func (h *mappingHandlers) catalogServiceID(w http.ResponseWriter, r *http.Reques
 func mappingDecode(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
-			return false
+		if !writeTooLarge(w, err) {
+			mappingString(w, http.StatusBadRequest, "Bad Request: cannot read the body")
 		}
-		mappingString(w, http.StatusBadRequest, "Bad Request: cannot read the body")
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"sync"
@@ -23,14 +22,6 @@ const (
 	headerWebhookID           = "X-Webhook-Id"
 	headerWebhookSubscription = "X-Webhook-Subscription"
 )
-
-// HeaderWebhookAccount is the NATS header that carries the account a delivery belongs
-// to: the `account` query parameter of the subscription URL
-// (…/api/pagerduty/webhooks?account=acme); absent for the default account.
-const HeaderWebhookAccount = "Pdworker-Account"
-
-// HeaderWebhookSubscription is the NATS header that carries X-Webhook-Subscription.
-const HeaderWebhookSubscription = "Pdworker-Webhook-Subscription"
 
 // defaultWebhookPublishTimeout keeps the answer well inside PagerDuty's 5 s.
 const defaultWebhookPublishTimeout = 3 * time.Second
@@ -97,12 +88,9 @@ func NewWebhookHandler(deps WebhookDeps, log zerolog.Logger) http.Handler {
 		}()
 		body, err := readBody(w, r, deps.MaxBodyBytes, buf)
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeError(w, http.StatusRequestEntityTooLarge, "webhook body is larger than HTTP_MAX_BODY_BYTES")
-				return
+			if !writeTooLarge(w, err) {
+				writeError(w, http.StatusBadRequest, "cannot read webhook body")
 			}
-			writeError(w, http.StatusBadRequest, "cannot read webhook body")
 			return
 		}
 		if err := webhook.VerifySignature(r.Header.Get(webhook.SignatureHeader), body, deps.Secrets); err != nil {
@@ -127,10 +115,10 @@ func NewWebhookHandler(deps WebhookDeps, log zerolog.Logger) http.Handler {
 		}
 		msg.Header.Set(nats.MsgIdHdr, id)
 		if account != "" {
-			msg.Header.Set(HeaderWebhookAccount, account)
+			msg.Header.Set(events.HeaderWebhookAccount, account)
 		}
 		if sub := r.Header.Get(headerWebhookSubscription); sub != "" {
-			msg.Header.Set(HeaderWebhookSubscription, sub)
+			msg.Header.Set(events.HeaderWebhookSubscription, sub)
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()

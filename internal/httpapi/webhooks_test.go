@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -49,6 +50,7 @@ func TestWebhookReceiver(t *testing.T) {
 		if id != "" {
 			req.Header.Set("X-Webhook-Id", id)
 		}
+		req.Header.Set("X-Webhook-Subscription", "PSUB001")
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -104,6 +106,21 @@ func TestWebhookReceiver(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "01DEN7Y5TW8OH7BQN3V0Y7S7QF", msg.Header.Get("Nats-Msg-Id"), "event.id when X-Webhook-Id is absent")
 	assert.Equal(t, body, msg.Data, "stored unchanged")
+
+	// The account parameter and the subscription travel as headers to the worker.
+	stored := map[string]*jetstream.RawStreamMsg{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		stored[m.Header.Get("Nats-Msg-Id")] = m
+	}
+	require.Contains(t, stored, "wh-4")
+	assert.Equal(t, "acme", stored["wh-4"].Header.Get(events.HeaderWebhookAccount))
+	require.Contains(t, stored, "wh-1")
+	assert.Empty(t, stored["wh-1"].Header.Values(events.HeaderWebhookAccount), "no account parameter, no header")
+	for id, m := range stored {
+		assert.Equal(t, "PSUB001", m.Header.Get(events.HeaderWebhookSubscription), id)
+	}
 }
 
 func TestWebhookReceiverAnswers503WithoutNATS(t *testing.T) {
