@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -22,9 +21,7 @@ var groupingAbilities = []string{"preview_intelligent_alert_grouping", "time_bas
 type directory struct {
 	accounts     *pagerduty.Accounts
 	policyTTL    time.Duration
-	negativeTTL  time.Duration
 	abilitiesTTL time.Duration
-	now          func() time.Time
 
 	flight singleflight.Group
 
@@ -32,6 +29,10 @@ type directory struct {
 	policies  map[string]cached[string]   // policy id → owning account ("" = owned by none)
 	abilities map[string]cached[[]string] // account → abilities
 }
+
+// policyNegativeTTL is how long a policy that no account owns is remembered: briefly,
+// since it may be created any moment.
+const policyNegativeTTL = 30 * time.Second
 
 type cached[T any] struct {
 	value   T
@@ -42,9 +43,7 @@ func newDirectory(accounts *pagerduty.Accounts, policyTTL, abilitiesTTL time.Dur
 	return &directory{
 		accounts:     accounts,
 		policyTTL:    policyTTL,
-		negativeTTL:  30 * time.Second,
 		abilitiesTTL: abilitiesTTL,
-		now:          time.Now,
 		policies:     map[string]cached[string]{},
 		abilities:    map[string]cached[[]string]{},
 	}
@@ -101,7 +100,7 @@ func (d *directory) lookupPolicy(ctx context.Context, policyID string, candidate
 	d.mu.Lock()
 	e, ok := d.policies[policyID]
 	d.mu.Unlock()
-	if ok && d.now().Before(e.expires) {
+	if ok && time.Now().Before(e.expires) {
 		if e.value == "" {
 			// Cached as nobody's: only final if the candidates are all accounts.
 			if len(candidates) == len(d.accounts.All()) {
@@ -129,14 +128,12 @@ func (d *directory) lookupPolicy(ctx context.Context, policyID string, candidate
 				return c.Account(), nil
 			case pagerduty.IsNotFound(err):
 				continue
-			case pagerduty.IsRetryable(err):
-				return "", fmt.Errorf("look up escalation policy %s in account %s: %w", policyID, c.Account(), err)
 			default:
-				return "", permanentPagerDuty(err, "PagerDuty refused to look up escalation policy %s in account %s", policyID, c.Account())
+				return "", pagerDutyFailure(err, "look up escalation policy %s in account %s", policyID, c.Account())
 			}
 		}
 		if len(candidates) == len(d.accounts.All()) {
-			d.remember(policyID, "", d.negativeTTL)
+			d.remember(policyID, "", policyNegativeTTL)
 		}
 		return "", nil
 	})
@@ -148,7 +145,7 @@ func (d *directory) lookupPolicy(ctx context.Context, policyID string, candidate
 
 func (d *directory) remember(policyID, account string, ttl time.Duration) {
 	d.mu.Lock()
-	d.policies[policyID] = cached[string]{value: account, expires: d.now().Add(ttl)}
+	d.policies[policyID] = cached[string]{value: account, expires: time.Now().Add(ttl)}
 	d.mu.Unlock()
 }
 
@@ -175,16 +172,16 @@ func (d *directory) accountAbilities(ctx context.Context, c *pagerduty.Client) (
 	d.mu.Lock()
 	e, ok := d.abilities[c.Account()]
 	d.mu.Unlock()
-	if ok && d.now().Before(e.expires) {
+	if ok && time.Now().Before(e.expires) {
 		return e.value, nil
 	}
 	v, err, _ := d.flight.Do("abilities/"+c.Account(), func() (any, error) {
 		abilities, err := c.ListAbilities(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list abilities of account %s: %w", c.Account(), err)
+			return nil, err
 		}
 		d.mu.Lock()
-		d.abilities[c.Account()] = cached[[]string]{value: abilities, expires: d.now().Add(d.abilitiesTTL)}
+		d.abilities[c.Account()] = cached[[]string]{value: abilities, expires: time.Now().Add(d.abilitiesTTL)}
 		d.mu.Unlock()
 		return abilities, nil
 	})

@@ -27,22 +27,24 @@ func (r *serviceCreateRun) applyGrouping(ctx context.Context, st *serviceCreateS
 	}
 	allowed, err := r.dir.groupingAllowed(ctx, r.client)
 	if err != nil {
-		return r.classify(err, "read the abilities of account %s", st.Account)
+		return pagerDutyFailure(err, "read the abilities of account %s", st.Account)
 	}
 	if !allowed {
 		return r.noGrouping(st, fmt.Sprintf("account %s lacks the alert grouping abilities (preview_intelligent_alert_grouping, time_based_alert_grouping)", st.Account))
 	}
-	if st.Adopted {
+	if st.Adopted || st.GroupingAttempt > 1 {
+		// The service may have a setting already: it was adopted, or an earlier run of
+		// this job created one and lost the answer. PagerDuty allows one per service.
 		settings, err := r.client.ListAlertGroupingSettings(ctx, []string{st.ServiceID})
 		switch {
 		case err == nil && len(settings) > 0:
 			s := settings[0]
 			st.Grouping = s.Type
 			if s.Type != want {
-				st.Warnings = append(st.Warnings, fmt.Sprintf("alert grouping %q was not applied: the adopted service already has %q alert grouping (setting %s), left unchanged", want, s.Type, s.ID))
+				st.Warnings = append(st.Warnings, fmt.Sprintf("alert grouping %q was not applied: the service already has %q alert grouping (setting %s), left unchanged", want, s.Type, s.ID))
 			}
 			return nil
-		case err != nil && pagerduty.IsRetryable(err):
+		case err != nil && retryable(err):
 			return fmt.Errorf("list alert grouping settings of service %s: %w", st.ServiceID, err)
 		}
 		// No setting, or the settings API is unavailable: apply as for a new service.
@@ -53,10 +55,8 @@ func (r *serviceCreateRun) applyGrouping(ctx context.Context, st *serviceCreateS
 	case err == nil:
 		st.Grouping = want
 		return nil
-	case pagerduty.IsRetryable(err):
-		return fmt.Errorf("create alert grouping setting for service %s: %w", st.ServiceID, err)
 	case !settingsUnavailable(err):
-		return permanentPagerDuty(err, "PagerDuty refused %q alert grouping for service %s", want, st.ServiceID)
+		return pagerDutyFailure(err, "apply %q alert grouping to service %s", want, st.ServiceID)
 	}
 	settingsErr := err
 
@@ -74,12 +74,10 @@ func (r *serviceCreateRun) applyGrouping(ctx context.Context, st *serviceCreateS
 		st.Grouping = want
 		st.Warnings = append(st.Warnings, fmt.Sprintf("alert grouping applied through the service's alert_grouping_parameters: the Alert Grouping Settings API is not available to account %s (%v)", st.Account, settingsErr))
 		return nil
-	case pagerduty.IsRetryable(err):
-		return fmt.Errorf("set alert grouping parameters of service %s: %w", st.ServiceID, err)
 	case pagerduty.IsEntitlement(err):
 		return r.noGrouping(st, fmt.Sprintf("PagerDuty refused alert grouping for account %s (%v)", st.Account, err))
 	default:
-		return permanentPagerDuty(err, "PagerDuty refused %q alert grouping parameters for service %s", want, st.ServiceID)
+		return pagerDutyFailure(err, "set %q alert grouping parameters of service %s", want, st.ServiceID)
 	}
 }
 

@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,16 +102,19 @@ type serviceCreateState struct {
 	// FirstAttempt is when this job first asked PagerDuty to create the service, and
 	// CreateAttempts how many runs have tried: on a rerun, a same-named service created
 	// after FirstAttempt was created by this job.
-	FirstAttempt       time.Time `json:"firstAttempt,omitzero"`
-	CreateAttempts     int       `json:"createAttempts,omitempty"`
-	ServiceID          string    `json:"serviceId,omitempty"`
-	ServiceURL         string    `json:"serviceUrl,omitempty"`
-	Created            bool      `json:"created,omitempty"`
-	Adopted            bool      `json:"adopted,omitempty"`
-	Grouping           string    `json:"grouping,omitempty"`
-	IntegrationAttempt int       `json:"integrationAttempt,omitempty"`
-	IntegrationKey     string    `json:"integrationKey,omitempty"`
-	Warnings           []string  `json:"warnings,omitempty"`
+	FirstAttempt   time.Time `json:"firstAttempt,omitzero"`
+	CreateAttempts int       `json:"createAttempts,omitempty"`
+	ServiceID      string    `json:"serviceId,omitempty"`
+	ServiceURL     string    `json:"serviceUrl,omitempty"`
+	Created        bool      `json:"created,omitempty"`
+	Adopted        bool      `json:"adopted,omitempty"`
+	Grouping       string    `json:"grouping,omitempty"`
+	// GroupingAttempt and IntegrationAttempt count the runs that went on to those
+	// writes: above 1, an earlier run may have done the write and lost the answer.
+	GroupingAttempt    int      `json:"groupingAttempt,omitempty"`
+	IntegrationAttempt int      `json:"integrationAttempt,omitempty"`
+	IntegrationKey     string   `json:"integrationKey,omitempty"`
+	Warnings           []string `json:"warnings,omitempty"`
 }
 
 // Run implements Action.
@@ -131,6 +135,7 @@ func (a *ServiceCreate) Run(ctx context.Context, jobID string, raw json.RawMessa
 		{"resolve account", r.resolveAccount},
 		{"record create attempt", r.recordCreateAttempt},
 		{"create service", r.createService},
+		{"record grouping attempt", r.recordGroupingAttempt},
 		{"apply alert grouping", r.applyGrouping},
 		{"record integration attempt", r.recordIntegrationAttempt},
 		{"create backstage integration", r.createIntegration},
@@ -207,10 +212,8 @@ func (r *serviceCreateRun) createService(ctx context.Context, st *serviceCreateS
 		return nil
 	case pagerduty.IsNameTaken(err):
 		return r.adopt(ctx, st)
-	case pagerduty.IsRetryable(err):
-		return err
 	default:
-		return permanentPagerDuty(err, "PagerDuty refused to create service %q in account %s", r.in.Name, st.Account)
+		return pagerDutyFailure(err, "create service %q in account %s", r.in.Name, st.Account)
 	}
 }
 
@@ -242,6 +245,15 @@ func (r *serviceCreateRun) adopt(ctx context.Context, st *serviceCreateState) er
 	return nil
 }
 
+// recordGroupingAttempt counts the runs that go on to write alert grouping, so that a
+// rerun knows an earlier one may have created a setting whose answer was lost.
+func (r *serviceCreateRun) recordGroupingAttempt(_ context.Context, st *serviceCreateState) error {
+	if st.Grouping == "" && r.in.AlertGrouping != GroupingNone {
+		st.GroupingAttempt++
+	}
+	return nil
+}
+
 func (r *serviceCreateRun) recordIntegrationAttempt(_ context.Context, st *serviceCreateState) error {
 	if st.IntegrationKey == "" {
 		st.IntegrationAttempt++
@@ -258,7 +270,7 @@ func (r *serviceCreateRun) createIntegration(ctx context.Context, st *serviceCre
 	if st.Adopted || st.IntegrationAttempt > 1 {
 		svc, err := r.client.GetService(ctx, st.ServiceID, "integrations")
 		if err != nil {
-			return r.classify(err, "read service %s", st.ServiceID)
+			return pagerDutyFailure(err, "read service %s", st.ServiceID)
 		}
 		for _, in := range svc.Integrations {
 			if in.Vendor != nil && in.Vendor.ID == pagerduty.VendorBackstage && in.IntegrationKey != "" {
@@ -273,7 +285,7 @@ func (r *serviceCreateRun) createIntegration(ctx context.Context, st *serviceCre
 		Vendor:  &pagerduty.APIObject{ID: pagerduty.VendorBackstage, Type: "vendor_reference"},
 	})
 	if err != nil {
-		return r.classify(err, "create the Backstage integration on service %s", st.ServiceID)
+		return pagerDutyFailure(err, "create the Backstage integration on service %s", st.ServiceID)
 	}
 	if in.IntegrationKey == "" {
 		return Fail(CodePagerDutyError, nil, "PagerDuty created integration %s on service %s without an integration key", in.ID, st.ServiceID)
@@ -282,22 +294,25 @@ func (r *serviceCreateRun) createIntegration(ctx context.Context, st *serviceCre
 	return nil
 }
 
-// classify passes retryable PagerDuty errors through and turns the rest into
-// permanent failures.
-func (r *serviceCreateRun) classify(err error, format string, args ...any) error {
-	if pagerduty.IsRetryable(err) {
-		return fmt.Errorf(format+": %w", append(args, err)...)
-	}
-	return permanentPagerDuty(err, "PagerDuty refused to "+format, args...)
+// retryable reports whether a failed PagerDuty call may succeed when the job runs
+// again: PagerDuty said so (429, 5xx, a lost connection), or the call ran out of time
+// or was interrupted, which says nothing about the request itself.
+func retryable(err error) bool {
+	return pagerduty.IsRetryable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// permanentPagerDuty wraps a non-retryable PagerDuty error as a permanent failure.
-func permanentPagerDuty(err error, format string, args ...any) error {
+// pagerDutyFailure wraps the error of the PagerDuty call described by format: a
+// retryable one stays retryable, the rest become permanent failures (a conflict keeps
+// its own code).
+func pagerDutyFailure(err error, format string, args ...any) error {
+	if retryable(err) {
+		return fmt.Errorf(format+": %w", append(args, err)...)
+	}
 	code := CodePagerDutyError
 	if pagerduty.IsConflict(err) {
 		code = CodeConflict
 	}
-	return Fail(code, err, format+": %v", append(args, err)...)
+	return Fail(code, err, "PagerDuty refused to "+format+": %v", append(args, err)...)
 }
 
 // policyRef is an escalation policy reference for a service body.

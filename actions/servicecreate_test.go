@@ -37,7 +37,8 @@ type env struct {
 	jobs   *events.Jobs
 }
 
-func newEnv(t *testing.T, readOnly bool) *env {
+// newEnv starts the simulator and a job store; tune, if given, adjusts the client options.
+func newEnv(t *testing.T, readOnly bool, tune ...func(*pagerduty.Options)) *env {
 	t.Helper()
 	sim := pdsim.New(pdsim.Options{})
 	require.NoError(t, sim.Load(testSeed()))
@@ -47,7 +48,11 @@ func newEnv(t *testing.T, readOnly bool) *env {
 	for i, a := range testSeed().Accounts {
 		accs = append(accs, pagerduty.AccountConfig{ID: a.ID, Default: i == 0, APIURL: srv.URL, EventsURL: srv.URL, Token: secret.Value(a.Tokens[0])})
 	}
-	accounts, err := pagerduty.NewAccounts(accs, pagerduty.Options{RateLimit: 6000, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond}, zerolog.Nop())
+	opts := pagerduty.Options{RateLimit: 6000, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond}
+	for _, f := range tune {
+		f(&opts)
+	}
+	accounts, err := pagerduty.NewAccounts(accs, opts, zerolog.Nop())
 	require.NoError(t, err)
 	_, _, js := natstest.Start(t)
 	jobs, err := events.NewJobs(context.Background(), js)
@@ -158,7 +163,7 @@ func TestWarmHappyPathCostsOnlyTheWrites(t *testing.T) {
 	assert.Equal(t, 2, len(e.sim.Requests()), "service + integration only: %+v", e.sim.Requests())
 }
 
-func TestRerunAfterEachStepIsIdempotent(t *testing.T) {
+func TestFinishedJobRerunWritesNothing(t *testing.T) {
 	e := newEnv(t, false)
 	in := actions.ServiceCreateInput{Name: "resumable", Description: "d", EscalationPolicyID: "PAIOPS1", AlertGrouping: "time"}
 	first, err := e.run(t, "job-rerun", in)
@@ -221,6 +226,53 @@ func TestAnswerLostAfterWritesIsNotRepeated(t *testing.T) {
 	assert.Equal(t, svcs[0].Integrations[0].IntegrationKey, out.IntegrationKey)
 	assert.True(t, out.Created, "the service was created by this job, not adopted")
 	assert.Empty(t, out.Warnings)
+}
+
+// PagerDuty keeps one alert grouping setting per service: a rerun after the setting's
+// answer was lost finds it instead of failing on a second create.
+func TestGroupingAnswerLostIsNotRepeated(t *testing.T) {
+	e := newEnv(t, false)
+	in := actions.ServiceCreateInput{Name: "grouped", Description: "d", EscalationPolicyID: "PAIOPS1", AlertGrouping: "intelligent"}
+
+	e.sim.InjectFault(pdsim.Fault{Method: "POST", PathPrefix: "/alert_grouping_settings", Kind: pdsim.Fault5xxAfter, Count: 1})
+	_, err := e.run(t, "job-grouping-lost", in)
+	require.Error(t, err)
+	require.True(t, pagerduty.IsRetryable(err), "%v", err)
+	require.Len(t, e.sim.AlertGroupingSettings("aiops"), 1)
+
+	out, err := e.run(t, "job-grouping-lost", in)
+	require.NoError(t, err)
+	assert.Equal(t, "intelligent", out.AlertGrouping)
+	assert.Empty(t, out.Warnings)
+	assert.True(t, out.Created)
+	assert.Equal(t, 1, e.calls("POST", "/alert_grouping_settings"), "the setting is not created twice")
+	settings := e.sim.AlertGroupingSettings("aiops")
+	require.Len(t, settings, 1)
+	assert.Equal(t, []string{out.ServiceID}, settings[0].ServiceIDs)
+	svcs := e.sim.Services("aiops")
+	require.Len(t, svcs, 1)
+	assert.Len(t, svcs[0].Integrations, 1)
+}
+
+// A PagerDuty call that outlives its deadline says nothing about the request: the job
+// fails for now (to be run again), not for good.
+func TestTimedOutCallIsRetried(t *testing.T) {
+	e := newEnv(t, false, func(o *pagerduty.Options) { o.CallTimeout = 300 * time.Millisecond })
+	in := actions.ServiceCreateInput{Name: "slow", Description: "d", EscalationPolicyID: "PAIOPS1"}
+
+	e.sim.InjectFault(pdsim.Fault{Method: "POST", PathPrefix: "/services", Kind: pdsim.FaultLatency, Latency: time.Minute, Count: 1})
+	_, err := e.run(t, "job-slow", in)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	_, permanent := actions.AsError(err)
+	assert.False(t, permanent, "a timeout is not a permanent failure: %v", err)
+
+	out, err := e.run(t, "job-slow", in)
+	require.NoError(t, err)
+	assert.True(t, out.Created)
+	svcs := e.sim.Services("aiops")
+	require.Len(t, svcs, 1, "one service")
+	assert.Equal(t, svcs[0].ID, out.ServiceID)
 }
 
 func TestSameNamedService(t *testing.T) {

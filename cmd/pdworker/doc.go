@@ -6,5 +6,8 @@
 //
 //	pdworker              serve (settings from the environment; see README.md)
 //	pdworker --simulate   serve against an in-process PagerDuty simulator with demo data
+//	pdworker sync [--dry-run] [--force] [--refresh] [entityRef…]
+//	                      run one dependency reconcile against the NATS of a running
+//	                      pdworker and print its report as JSON
 //	pdworker version      print the version
 package main

@@ -8,22 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pdworker/pdworker/internal/app"
 	"github.com/pdworker/pdworker/internal/config"
+	"github.com/pdworker/pdworker/internal/depsync"
+	"github.com/pdworker/pdworker/internal/mapping"
 	"github.com/pdworker/pdworker/internal/pagerduty"
 	"github.com/pdworker/pdworker/internal/pdsim"
 	"github.com/pdworker/pdworker/internal/secret"
 )
 
 // `pdworker sync --dry-run` reaches the NATS of a running pdworker, prints the plan as
-// JSON and writes nothing to PagerDuty.
+// JSON and writes nothing to PagerDuty, though the plan has a dependency to add.
 func TestSyncDryRunCommand(t *testing.T) {
+	seed := pdsim.DemoSeed()
+	seed.Accounts[0].Services = []pdsim.ServiceSeed{
+		{ID: "PCHKOUT", Name: "Checkout", EscalationPolicyID: "PACME01"},
+		{ID: "PPAYMNT", Name: "Payments", EscalationPolicyID: "PACME02"},
+	}
 	sim := pdsim.New(pdsim.Options{})
-	require.NoError(t, sim.Load(pdsim.DemoSeed()))
+	require.NoError(t, sim.Load(seed))
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
 	cfg := &config.Config{
@@ -43,6 +52,21 @@ func TestSyncDryRunCommand(t *testing.T) {
 	a.Start()
 	t.Cleanup(a.Stop)
 
+	// The catalog says checkout depends on payments, and the catalog is the truth.
+	nc, err := nats.Connect(a.NATSURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	store, err := mapping.NewStore(ctx, js)
+	require.NoError(t, err)
+	_, err = store.PutSetting(ctx, mapping.SettingDependencySyncStrategy, mapping.StrategyBackstage)
+	require.NoError(t, err)
+	_, err = store.PutEntity(ctx, mapping.Entity{Ref: "component:default/checkout", ServiceID: "PCHKOUT", DependsOn: []string{"component:default/payments"}})
+	require.NoError(t, err)
+	_, err = store.PutEntity(ctx, mapping.Entity{Ref: "component:default/payments", ServiceID: "PPAYMNT"})
+	require.NoError(t, err)
+
 	t.Setenv("NATS_URL", a.NATSURL())
 	t.Setenv("PAGERDUTY_API_TOKEN", pdsim.DemoAcmeToken)
 	t.Setenv("PAGERDUTY_API_URL", simSrv.URL)
@@ -51,12 +75,13 @@ func TestSyncDryRunCommand(t *testing.T) {
 	var stdout, stderr strings.Builder
 	code := run(ctx, []string{"sync", "--dry-run"}, &stdout, &stderr)
 	require.Equal(t, 0, code, "stderr: %s", stderr.String())
-	var rep struct {
-		DryRun  bool   `json:"dryRun"`
-		Trigger string `json:"trigger"`
-	}
+	var rep depsync.Report
 	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &rep), stdout.String())
 	assert.True(t, rep.DryRun)
 	assert.Equal(t, "cli", rep.Trigger)
+	require.Len(t, rep.Plan.Add, 1, stdout.String())
+	assert.Equal(t, "PCHKOUT", rep.Plan.Add[0].Dependent)
+	assert.Equal(t, "PPAYMNT", rep.Plan.Add[0].Supporting)
+	assert.Empty(t, rep.Added)
 	assert.Zero(t, sim.Count("POST", "")+sim.Count("PUT", "")+sim.Count("DELETE", ""), "a dry run writes nothing")
 }

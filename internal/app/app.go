@@ -177,12 +177,31 @@ func (a *App) connectNATS(ctx context.Context) error {
 		return err
 	}
 	a.nc = nc
-	a.cleanups = append(a.cleanups, func(context.Context) {
-		if err := nc.Drain(); err != nil {
-			nc.Close()
-		}
-	})
+	a.cleanups = append(a.cleanups, func(ctx context.Context) { drain(ctx, nc) })
 	return nil
+}
+
+// drain drains nc and waits until it is closed, or closes it when ctx ends first: Drain
+// alone returns at once and finishes in the background, which a process about to exit
+// (or an embedded server about to stop) would cut short.
+func drain(ctx context.Context, nc *nats.Conn) {
+	closed := make(chan struct{})
+	logClosed := nc.ClosedHandler()
+	nc.SetClosedHandler(func(c *nats.Conn) {
+		if logClosed != nil {
+			logClosed(c)
+		}
+		close(closed)
+	})
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		nc.Close()
+	}
 }
 
 // ready reports whether NATS is connected and the job stream answers.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pdworker/pdworker/events/natstest"
 	"github.com/pdworker/pdworker/internal/pdsim"
 )
 
@@ -64,4 +65,15 @@ func TestHealthReadinessAndNATSOutage(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.status, "%s", resp.body)
 	assert.True(t, strings.HasPrefix(resp.errorMessage(t), "NATS is unavailable"), resp.errorMessage(t))
 	assert.Equal(t, 0, writes(sim))
+}
+
+// Stop returns once the NATS connection has drained and closed, not while the drain
+// still runs in the background of a process about to exit.
+func TestStopDrainsTheNATSConnection(t *testing.T) {
+	seed := testSeed()
+	_, url := simulator(t, pdsim.Options{}, seed)
+	embedded, _, _ := natstest.StartListening(t)
+	a := startApp(t, testConfig(t, url, seed, embedded.ClientURL()), fastOptions(), zerolog.Nop())
+	a.Stop()
+	assert.True(t, a.nc.IsClosed(), "draining: %v", a.nc.IsDraining())
 }

@@ -10,10 +10,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pdworker/pdworker/internal/pagerduty"
+	"github.com/pdworker/pdworker/internal/secret"
 )
 
 // pagedServices serves GET /services with PagerDuty's offset pagination over names that
@@ -288,5 +290,38 @@ func TestRoutesAndPaths(t *testing.T) {
 	} {
 		assert.Equal(t, 1.0, metricValue(t, f.reg, "pdworker_pagerduty_requests_total", map[string]string{"account": "acme", "route": route, "status": status}), route)
 		assert.Equal(t, 1.0, metricValue(t, f.reg, "pdworker_pagerduty_request_duration_seconds", map[string]string{"account": "acme", "route": route}), route)
+	}
+}
+
+// The Events API's own error body (not PagerDuty's REST error object) reaches the
+// caller, with the routing key masked, whatever the key.
+func TestSendEventInvalidEvent(t *testing.T) {
+	const key = "R0UT1NGKEY0123456789abcdef012345"
+	events := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e pagerduty.Event
+		_ = json.NewDecoder(r.Body).Decode(&e)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"status": "invalid event", "message": "Event object is invalid",
+			"errors": []string{"routing_key '" + e.RoutingKey + "' is not valid"},
+		})
+	}))
+	accts, err := pagerduty.NewAccounts([]pagerduty.AccountConfig{{ID: "acme", APIURL: events, EventsURL: events, Token: secret.Value(testToken)}},
+		testOptions(nil), zerolog.Nop())
+	require.NoError(t, err)
+	for _, tc := range []struct{ name, key, detail string }{
+		{"key masked", key, "routing_key '[redacted]' is not valid"},
+		{"no key", "", "routing_key '' is not valid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := accts.Default().SendEvent(context.Background(), pagerduty.Event{RoutingKey: tc.key, EventAction: "trigger"})
+			var ae *pagerduty.APIError
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, pagerduty.ClassPermanent, ae.Class)
+			assert.Equal(t, "Event object is invalid", ae.Message)
+			assert.Equal(t, []string{tc.detail}, ae.Errors)
+			assert.NotContains(t, err.Error(), key)
+		})
 	}
 }

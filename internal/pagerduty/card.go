@@ -1,6 +1,7 @@
 package pagerduty
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,13 +64,14 @@ func (c *Client) FindServiceByIntegrationKey(ctx context.Context, key string) (j
 						IntegrationKey string `json:"integration_key"`
 					} `json:"integrations"`
 				}
-				if json.Unmarshal(item, &svc) == nil && slices.ContainsFunc(svc.Integrations, func(in struct {
-					IntegrationKey string `json:"integration_key"`
-				}) bool {
-					return in.IntegrationKey == key
-				}) {
-					found = item
-					return false
+				if json.Unmarshal(item, &svc) != nil {
+					return true
+				}
+				for _, in := range svc.Integrations {
+					if in.IntegrationKey == key {
+						found = item
+						return false
+					}
 				}
 				return true
 			})
@@ -281,7 +282,7 @@ func (c *Client) SendEvent(ctx context.Context, e Event) (*EventResponse, error)
 		if err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.eventsURL, "/")+"/v2/enqueue", strings.NewReader(string(b)))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.eventsURL+"/v2/enqueue", bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("build request: %w", err)
 		}
@@ -305,9 +306,15 @@ func (c *Client) SendEvent(ctx context.Context, e Event) (*EventResponse, error)
 	})
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Message == "" && details.Message != "" {
-		ae.Message = c.redact(strings.ReplaceAll(details.Message, e.RoutingKey, "[redacted]"))
+		redact := func(s string) string {
+			if e.RoutingKey != "" {
+				s = strings.ReplaceAll(s, e.RoutingKey, "[redacted]")
+			}
+			return c.redact(s)
+		}
+		ae.Message = redact(details.Message)
 		for _, d := range details.Errors {
-			ae.Errors = append(ae.Errors, c.redact(strings.ReplaceAll(d, e.RoutingKey, "[redacted]")))
+			ae.Errors = append(ae.Errors, redact(d))
 		}
 	}
 	return res, err

@@ -1,6 +1,7 @@
 package pagerduty
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,7 +270,7 @@ func (c *Client) restDo(ctx context.Context, method, path string, q url.Values, 
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = strings.NewReader(string(b))
+		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {

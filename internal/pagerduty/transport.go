@@ -32,7 +32,7 @@ const maxErrorBody = 64 << 10
 type callState struct {
 	mu     sync.Mutex
 	status int         // final HTTP status of the last attempt, 0 if none
-	header http.Header // its headers
+	header http.Header // its headers, for status >= 400
 	body   []byte      // its body, for status >= 400 (bounded)
 	err    error       // transport error, *budgetError or token error of the last attempt
 	auth   bool        // err came from fetching the OAuth token
@@ -141,15 +141,21 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	t.metrics.requests.WithLabelValues(t.account, route, strconv.Itoa(resp.StatusCode)).Inc()
+	if st == nil {
+		return resp, nil
+	}
+	// Only a failure's headers and body are read by the classifier.
+	var header http.Header
 	var body []byte
-	if resp.StatusCode >= 400 && st != nil {
+	if resp.StatusCode >= 400 {
+		header = resp.Header.Clone()
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
 	}
-	st.setResponse(resp.StatusCode, resp.Header.Clone(), body)
+	st.setResponse(resp.StatusCode, header, body)
 	return resp, nil
 }
 
