@@ -156,6 +156,9 @@ func (v *Validator) details(ve *jsonschema.ValidationError) []FieldError {
 	return merged
 }
 
+// pointerEscaper escapes one JSON pointer token (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 func pointer(tokens []string) string {
 	if len(tokens) == 0 {
 		return ""
@@ -163,7 +166,7 @@ func pointer(tokens []string) string {
 	var b strings.Builder
 	for _, t := range tokens {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+		b.WriteString(pointerEscaper.Replace(t))
 	}
 	return b.String()
 }

@@ -76,7 +76,8 @@ func TestResultSchemaRequiresErrorOnFailure(t *testing.T) {
 func TestRawSchemasAreServed(t *testing.T) {
 	v, err := schemas.New()
 	require.NoError(t, err)
-	for _, n := range []string{schemas.ServiceCreateInput, schemas.ServiceCreateOutput, schemas.ScaffolderJob, schemas.ScaffolderResult} {
+	for _, n := range []string{schemas.ServiceCreateInput, schemas.ServiceCreateOutput, schemas.ScaffolderJob, schemas.ScaffolderResult,
+		schemas.CatalogEntityUpserted, schemas.CatalogEntityDeleted, schemas.DepsyncRun} {
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal(v.Raw(n), &doc), n)
 		assert.Equal(t, "https://pdworker.dev/schemas/"+n+".json", doc["$id"])

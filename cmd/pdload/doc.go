@@ -34,6 +34,7 @@
 //	    [-max-duration 5s] [-rounds 3]
 //	    [-e2e-rate 150] [-e2e-duration 10s]
 //
-// It imports events, internal/httpapi, internal/liveview, internal/pdsim,
-// internal/secret, internal/webhook and workers, and is imported by nothing.
+// It imports events, internal/httpapi, internal/liveview, internal/mapping,
+// internal/pdsim, internal/secret, internal/webhook and workers, and is imported by
+// nothing.
 package main

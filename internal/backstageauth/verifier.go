@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/pdworker/pdworker/internal/secret"
 )
 
 // Token types Backstage puts in the JWT header's typ.
@@ -101,11 +104,8 @@ func reject(format string, a ...any) error { return &Error{Reason: fmt.Sprintf(f
 
 // Verifier checks Backstage user and plugin tokens. It is safe for concurrent use.
 type Verifier struct {
-	cfg    Config
-	issuer string
-	client *http.Client
-	now    func() time.Time
-	log    zerolog.Logger
+	cfg Config // defaults applied
+	log zerolog.Logger
 
 	fetches singleflight.Group
 	mu      sync.Mutex
@@ -121,8 +121,9 @@ type keySet struct {
 // NewVerifier returns a Verifier for cfg; it fetches nothing until the first token.
 func NewVerifier(cfg Config, log zerolog.Logger) (*Verifier, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("backstage base URL %q is not an http(s) URL", cfg.BaseURL)
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("backstage base URL %q is not an http(s) URL", secret.RedactURL(cfg.BaseURL))
 	}
 	if !pluginIDPattern.MatchString(cfg.PluginID) {
 		return nil, fmt.Errorf("backstage plugin id %q must match %s", cfg.PluginID, pluginIDPattern)
@@ -136,24 +137,22 @@ func NewVerifier(cfg Config, log zerolog.Logger) (*Verifier, error) {
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = DefaultLeeway
 	}
-	v := &Verifier{
-		cfg:    cfg,
-		issuer: cfg.Issuer,
-		client: cfg.HTTPClient,
-		now:    cfg.Now,
-		log:    log.With().Str("component", "backstageauth").Logger(),
-		sets:   map[string]*keySet{},
+	if cfg.Issuer == "" {
+		// Backstage names itself without the credentials the URL may carry.
+		issuer := cfg.BaseURL
+		if u.User != nil {
+			u.User = nil
+			issuer = u.String()
+		}
+		cfg.Issuer = issuer + "/api/auth"
 	}
-	if v.issuer == "" {
-		v.issuer = cfg.BaseURL + "/api/auth"
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout}
 	}
-	if v.client == nil {
-		v.client = &http.Client{Timeout: cfg.FetchTimeout}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if v.now == nil {
-		v.now = time.Now
-	}
-	return v, nil
+	return &Verifier{cfg: cfg, log: log.With().Str("component", "backstageauth").Logger(), sets: map[string]*keySet{}}, nil
 }
 
 // UserJWKSURL is where user tokens' keys are published.
@@ -175,7 +174,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 	switch typ {
 	case TypeUser:
 		tok, err := v.verify(ctx, token, kid, v.UserJWKSURL(),
-			jwt.WithAudience(UserAudience), jwt.WithIssuer(v.issuer), jwt.WithRequiredClaim("sub"))
+			jwt.WithAudience(UserAudience), jwt.WithIssuer(v.cfg.Issuer), jwt.WithRequiredClaim("sub"))
 		if err != nil {
 			return Caller{}, err
 		}
@@ -239,7 +238,7 @@ func (v *Verifier) verify(ctx context.Context, token, kid, jwksURL string, check
 		jwt.WithKey(jwa.ES256(), key),
 		jwt.WithValidate(true),
 		jwt.WithAcceptableSkew(v.cfg.Leeway),
-		jwt.WithClock(jwt.ClockFunc(v.now)),
+		jwt.WithClock(jwt.ClockFunc(v.cfg.Now)),
 		jwt.WithRequiredClaim("exp"),
 	}
 	for _, c := range checks {
@@ -254,7 +253,7 @@ func (v *Verifier) verify(ctx context.Context, token, kid, jwksURL string, check
 	case errors.Is(err, jwt.InvalidAudienceError()):
 		return nil, reject("the token's aud is not %q", UserAudience)
 	case errors.Is(err, jwt.InvalidIssuerError()):
-		return nil, reject("the token's iss is not %q", v.issuer)
+		return nil, reject("the token's iss is not %q", v.cfg.Issuer)
 	case errors.Is(err, jws.VerifyError()), errors.Is(err, jws.VerificationError()):
 		return nil, reject("the signature does not verify with key %q (ES256)", kid)
 	case errors.Is(err, jwt.ValidateError()):
@@ -274,7 +273,7 @@ func (v *Verifier) key(ctx context.Context, jwksURL, kid string) (jwk.Key, error
 		if k, ok := ks.set.LookupKeyID(kid); ok {
 			return k, nil
 		}
-		if v.cfg.RefetchInterval > 0 && v.now().Sub(ks.fetchedAt) < v.cfg.RefetchInterval {
+		if v.cfg.RefetchInterval > 0 && v.cfg.Now().Sub(ks.fetchedAt) < v.cfg.RefetchInterval {
 			return nil, reject("unknown signing key %q", kid)
 		}
 	}
@@ -293,12 +292,13 @@ func (v *Verifier) fetch(ctx context.Context, jwksURL string) (*keySet, error) {
 	ch := v.fetches.DoChan(jwksURL, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.FetchTimeout)
 		defer cancel()
-		set, err := jwk.Fetch(fctx, jwksURL, jwk.WithHTTPClient(v.client))
+		set, err := jwk.Fetch(fctx, jwksURL, jwk.WithHTTPClient(v.cfg.HTTPClient))
 		if err != nil {
-			v.log.Warn().Str("url", jwksURL).Err(err).Msg("cannot fetch Backstage JWKS")
-			return nil, reject("cannot fetch the signing keys from %s", jwksURL)
+			shown := secret.RedactURL(jwksURL)
+			v.log.Warn().Str("url", shown).Err(err).Msg("cannot fetch Backstage JWKS")
+			return nil, reject("cannot fetch the signing keys from %s", shown)
 		}
-		ks := &keySet{set: set, fetchedAt: v.now()}
+		ks := &keySet{set: set, fetchedAt: v.cfg.Now()}
 		v.mu.Lock()
 		v.sets[jwksURL] = ks
 		v.mu.Unlock()

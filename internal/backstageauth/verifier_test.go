@@ -3,6 +3,7 @@ package backstageauth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,29 @@ func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
 		require.Error(t, err)
 	}
 	assert.Equal(t, 1, bs.JWKSFetches(), "unknown kids do not refetch more than once per RefetchInterval")
+}
+
+// TestCredentialsInBaseURLStayOut: a BACKSTAGE_URL that carries credentials (a proxy's
+// basic auth) still accepts Backstage's tokens, whose iss has none, and never puts the
+// password in an error, which callers see in their 401 answer.
+func TestCredentialsInBaseURLStayOut(t *testing.T) {
+	bs := backstagetest.New(t)
+	const password = "s3cret-proxy-pw"
+	withCreds := "http://ops:" + password + "@" + strings.TrimPrefix(bs.URL, "http://")
+	v, err := backstageauth.NewVerifier(backstageauth.Config{BaseURL: withCreds, PluginID: "pagerduty"}, zerolog.Nop())
+	require.NoError(t, err)
+	got, err := v.Verify(context.Background(), bs.UserToken(t, "user:default/jane"))
+	require.NoError(t, err)
+	assert.Equal(t, "user:default/jane", got.Subject)
+
+	down, err := backstageauth.NewVerifier(backstageauth.Config{BaseURL: "http://ops:" + password + "@127.0.0.1:1", PluginID: "pagerduty"}, zerolog.Nop())
+	require.NoError(t, err)
+	_, err = down.Verify(context.Background(), bs.UserToken(t, "user:default/jane"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot fetch the signing keys")
+	assert.NotContains(t, err.Error(), password)
+
+	_, err = backstageauth.NewVerifier(backstageauth.Config{BaseURL: "ftp://ops:" + password + "@backstage", PluginID: "pagerduty"}, zerolog.Nop())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), password)
 }

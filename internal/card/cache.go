@@ -33,7 +33,6 @@ type entry struct {
 	val       any
 	fetchedAt time.Time
 	err       error
-	errAt     time.Time
 	// fresh is when the entry stops answering without a fetch (success: TTL, failure:
 	// ErrorTTL; zero once invalidated).
 	fresh     time.Time
@@ -151,7 +150,7 @@ func (c *cache) store(key, serviceID string, epoch uint64, v any, err error) err
 	c.entries[key] = e
 	e.serviceID = serviceID
 	if err != nil {
-		e.err, e.errAt, e.fresh = err, now, now.Add(c.cfg.ErrorTTL)
+		e.err, e.fresh = err, now.Add(c.cfg.ErrorTTL)
 	} else {
 		e.val, e.fetchedAt, e.err, e.fresh = v, now, nil, now.Add(c.cfg.TTL)
 	}

@@ -103,32 +103,33 @@ func New(accounts *pagerduty.Accounts, mappedKey IntegrationKeyFunc, cfg Config,
 // Deadline is the bound on every read.
 func (c *Cards) Deadline() time.Duration { return c.cfg.Deadline }
 
-// client resolves an account id ("" = the default account).
-func (c *Cards) client(account string) (*pagerduty.Client, error) {
-	return c.accounts.Client(account)
-}
-
 func key(parts ...string) string { return strings.Join(parts, "\x00") }
 
 // Service returns a service with integrations and escalation policy included.
 func (c *Cards) Service(ctx context.Context, account, serviceID string) (json.RawMessage, Meta, error) {
-	return c.serviceObject(ctx, RouteService, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
+	return serviceRead(ctx, c, RouteService, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
 		return pd.GetServiceJSON(ctx, serviceID)
 	})
 }
 
-// serviceObject answers a route whose answer is one JSON value about a service.
-func (c *Cards) serviceObject(ctx context.Context, route, account, serviceID string, fetch func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error)) (json.RawMessage, Meta, error) {
-	pd, err := c.client(account)
+// serviceRead answers a route about one service of account from the cache, or through
+// fetch; the entry is expired by events about the service.
+func serviceRead[T any](ctx context.Context, c *Cards, route, account, serviceID string, fetch func(ctx context.Context, pd *pagerduty.Client) (T, error)) (T, Meta, error) {
+	var zero T
+	pd, err := c.accounts.Client(account)
 	if err != nil {
-		return nil, Meta{}, err
+		return zero, Meta{}, err
 	}
 	v, m, err := c.cache.get(ctx, route, key(route, pd.Account(), serviceID), serviceID,
 		func(ctx context.Context) (any, string, error) {
-			s, err := fetch(ctx, pd)
-			return s, "", err
+			x, err := fetch(ctx, pd)
+			return x, "", err
 		})
-	return raw(v), m, err
+	if err != nil {
+		return zero, Meta{}, err
+	}
+	x, _ := v.(T)
+	return x, m, nil
 }
 
 // clients returns the client of account, or every client when account is "".
@@ -136,7 +137,7 @@ func (c *Cards) clients(account string) ([]*pagerduty.Client, error) {
 	if account == "" {
 		return c.accounts.All(), nil
 	}
-	pd, err := c.client(account)
+	pd, err := c.accounts.Client(account)
 	if err != nil {
 		return nil, err
 	}
@@ -204,37 +205,21 @@ func (c *Cards) Services(ctx context.Context, account string) ([]json.RawMessage
 // Incidents returns a service's open (triggered or acknowledged) incidents, whatever
 // their age.
 func (c *Cards) Incidents(ctx context.Context, account, serviceID string) ([]json.RawMessage, Meta, error) {
-	return c.serviceList(ctx, RouteIncidents, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) ([]json.RawMessage, error) {
+	return serviceRead(ctx, c, RouteIncidents, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) ([]json.RawMessage, error) {
 		return pd.ListOpenIncidents(ctx, serviceID)
 	})
 }
 
 // ChangeEvents returns a service's latest change events (at most 5).
 func (c *Cards) ChangeEvents(ctx context.Context, account, serviceID string) ([]json.RawMessage, Meta, error) {
-	return c.serviceList(ctx, RouteChangeEvents, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) ([]json.RawMessage, error) {
+	return serviceRead(ctx, c, RouteChangeEvents, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) ([]json.RawMessage, error) {
 		return pd.ListChangeEvents(ctx, serviceID, changeEventsLimit)
 	})
 }
 
-func (c *Cards) serviceList(ctx context.Context, route, account, serviceID string, fetch func(ctx context.Context, pd *pagerduty.Client) ([]json.RawMessage, error)) ([]json.RawMessage, Meta, error) {
-	pd, err := c.client(account)
-	if err != nil {
-		return nil, Meta{}, err
-	}
-	v, m, err := c.cache.get(ctx, route, key(route, pd.Account(), serviceID), serviceID,
-		func(ctx context.Context) (any, string, error) {
-			l, err := fetch(ctx, pd)
-			return l, "", err
-		})
-	if err != nil {
-		return nil, Meta{}, err
-	}
-	return v.([]json.RawMessage), m, nil
-}
-
 // Standards returns a service's standards scores as PagerDuty's body.
 func (c *Cards) Standards(ctx context.Context, account, serviceID string) (json.RawMessage, Meta, error) {
-	return c.serviceObject(ctx, RouteStandards, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
+	return serviceRead(ctx, c, RouteStandards, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
 		return pd.GetStandardsScores(ctx, serviceID)
 	})
 }
@@ -242,7 +227,7 @@ func (c *Cards) Standards(ctx context.Context, account, serviceID string) (json.
 // Metrics returns a service's incident metrics over the last 30 days (PagerDuty's data
 // array).
 func (c *Cards) Metrics(ctx context.Context, account, serviceID string) (json.RawMessage, Meta, error) {
-	return c.serviceObject(ctx, RouteMetrics, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
+	return serviceRead(ctx, c, RouteMetrics, account, serviceID, func(ctx context.Context, pd *pagerduty.Client) (json.RawMessage, error) {
 		end := c.cfg.Now()
 		return pd.ServiceIncidentMetrics(ctx, serviceID, end.Add(-metricsWindow), end)
 	})
@@ -251,7 +236,7 @@ func (c *Cards) Metrics(ctx context.Context, account, serviceID string) (json.Ra
 // OnCallUsers returns the users on call at the lowest escalation level of the
 // policies, across every page, sorted by name, each user once.
 func (c *Cards) OnCallUsers(ctx context.Context, account string, escalationPolicyIDs []string) ([]json.RawMessage, Meta, error) {
-	pd, err := c.client(account)
+	pd, err := c.accounts.Client(account)
 	if err != nil {
 		return nil, Meta{}, err
 	}
@@ -393,7 +378,7 @@ var ErrReadOnly = errors.New("READ_ONLY is set: this service does not write to P
 // one ("Backstage") when the service has none. Concurrent calls for one service and
 // vendor in this process create at most one integration.
 func (c *Cards) EnsureIntegration(ctx context.Context, account, serviceID, vendorID string) (string, error) {
-	pd, err := c.client(account)
+	pd, err := c.accounts.Client(account)
 	if err != nil {
 		return "", err
 	}
@@ -455,7 +440,7 @@ var Severities = []string{"critical", "error", "warning", "info"}
 // key, else its Backstage (PRO19CT) integration, else any Events API v2 integration;
 // the key never leaves the server. It returns the dedup key used.
 func (c *Cards) TriggerIncident(ctx context.Context, account, serviceID string, t Trigger) (string, error) {
-	pd, err := c.client(account)
+	pd, err := c.accounts.Client(account)
 	if err != nil {
 		return "", err
 	}

@@ -45,11 +45,7 @@ type BackstageEntity struct {
 
 // Ref returns the entity's normalised ref.
 func (b *BackstageEntity) Ref() (string, error) {
-	ns := b.Metadata.Namespace
-	if ns == "" {
-		ns = mapping.DefaultNamespace
-	}
-	return mapping.NormalizeRef(b.Kind + ":" + ns + "/" + b.Metadata.Name)
+	return mapping.EntityRef(b.Kind, b.Metadata.Namespace, b.Metadata.Name)
 }
 
 // DependsOn returns the normalised refs the entity depends on: its dependsOn relations
@@ -133,16 +129,17 @@ func (h *Handler) upserted(ctx context.Context, data []byte) error {
 	snap := mapping.Entity{Ref: ref, UID: e.Metadata.UID, Etag: e.Metadata.Etag, DependsOn: deps,
 		ServiceID: strings.TrimSpace(ann[AnnotationServiceID]), IntegrationKey: strings.TrimSpace(ann[AnnotationIntegrationKey]),
 		Account: strings.TrimSpace(ann[AnnotationAccount])}
-	old, err := h.store.Entity(ctx, ref)
-	if err != nil {
-		return err
-	}
 	if snap.ServiceID == "" && snap.IntegrationKey != "" {
-		if err := h.resolveKey(ctx, &snap, old); err != nil {
+		prev, err := h.store.Entity(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if err := h.resolveKey(ctx, &snap, prev); err != nil {
 			return err
 		}
 	}
-	if _, err := h.store.PutEntity(ctx, snap); err != nil {
+	old, err := h.store.PutEntity(ctx, snap)
+	if err != nil {
 		return err
 	}
 	if h.mark != nil && changed(old, snap) {

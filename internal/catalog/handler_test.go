@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +69,20 @@ func TestCatalogMessages(t *testing.T) {
 	assert.Equal(t, []string{"component:shop/payments", "resource:default/db"}, e.DependsOn)
 	mu.Lock()
 	assert.Equal(t, []string{"component:shop/checkout"}, marked)
+	mu.Unlock()
+
+	// The same entity again marks nothing; a change of its dependsOn marks it again.
+	_, err = js.Publish(ctx, events.SubjectCatalogUpserted, []byte(good))
+	require.NoError(t, err)
+	changedDeps := strings.Replace(good, `"component:payments",`, "", 1)
+	_, err = js.Publish(ctx, events.SubjectCatalogUpserted, []byte(changedDeps))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		e, err := store.Entity(ctx, "component:shop/checkout")
+		return err == nil && e != nil && len(e.DependsOn) == 1
+	}, 10*time.Second, 20*time.Millisecond, "the change is stored")
+	mu.Lock()
+	assert.Equal(t, []string{"component:shop/checkout", "component:shop/checkout"}, marked)
 	mu.Unlock()
 
 	dl, err := js.Stream(ctx, events.StreamDeadLetter)

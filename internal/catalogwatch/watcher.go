@@ -1,6 +1,7 @@
 package catalogwatch
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -130,7 +131,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	cfg = cfg.withDefaults()
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("catalog watcher: BACKSTAGE_URL %q is not an http(s) URL", cfg.BaseURL)
+		return nil, fmt.Errorf("catalog watcher: BACKSTAGE_URL %q is not an http(s) URL", secret.RedactURL(cfg.BaseURL))
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Token.IsZero() {
@@ -397,17 +398,13 @@ func parse(raw json.RawMessage) (listed, error) {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return listed{}, fmt.Errorf("decode entity: %w", err)
 	}
-	ns := e.Metadata.Namespace
-	if ns == "" {
-		ns = mapping.DefaultNamespace
-	}
 	// An entity whose ref does not normalise is still published (its consumer
 	// dead-letters it with the reason) but cannot be deleted by ref later.
-	ref, _ := mapping.NormalizeRef(e.Kind + ":" + ns + "/" + e.Metadata.Name)
+	ref, _ := mapping.EntityRef(e.Kind, e.Metadata.Namespace, e.Metadata.Name)
 	uid := e.Metadata.UID
 	if uid == "" {
 		if ref == "" {
-			return listed{}, fmt.Errorf("entity %s:%s/%s has neither a uid nor a valid ref", e.Kind, ns, e.Metadata.Name)
+			return listed{}, fmt.Errorf("entity %s:%s/%s has neither a uid nor a valid ref", e.Kind, cmp.Or(e.Metadata.Namespace, mapping.DefaultNamespace), e.Metadata.Name)
 		}
 		uid = "ref:" + ref
 	}
@@ -429,7 +426,7 @@ func (w *Watcher) get(ctx context.Context, path string, out any) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("catalog watcher: Backstage catalog at %s unreachable: %w", w.cfg.BaseURL, stripURL(err))
+		return fmt.Errorf("catalog watcher: Backstage catalog at %s unreachable: %w", secret.RedactURL(w.cfg.BaseURL), stripURL(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -442,7 +439,7 @@ func (w *Watcher) get(ctx context.Context, path string, out any) error {
 	case resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("catalog watcher: Backstage catalog: BACKSTAGE_TOKEN may not read the catalog (403%s): check the token's accessRestrictions (plugin catalog, permission catalog.entity.read)", backstageMessage(body))
 	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("catalog watcher: Backstage catalog: %s/api/catalog/entities/by-query not found (404): check BACKSTAGE_URL (the backend's base URL)", w.cfg.BaseURL)
+		return fmt.Errorf("catalog watcher: Backstage catalog: %s/api/catalog/entities/by-query not found (404): check BACKSTAGE_URL (the backend's base URL)", secret.RedactURL(w.cfg.BaseURL))
 	case resp.StatusCode >= 300:
 		return fmt.Errorf("catalog watcher: Backstage catalog: %d %s%s", resp.StatusCode, http.StatusText(resp.StatusCode), backstageMessage(body))
 	}

@@ -267,3 +267,21 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialsInURLNeverPrinted: a BACKSTAGE_URL with user info (a proxy's basic
+// auth) is redacted in every error the watcher returns, which Run logs.
+func TestCredentialsInURLNeverPrinted(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	const password = "s3cret-proxy-pw"
+	_, err := catalogwatch.New(context.Background(), js, catalogwatch.Config{BaseURL: "ftp://ops:" + password + "@backstage", Token: token}, zerolog.Nop())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), password)
+
+	w, err := catalogwatch.New(context.Background(), js, catalogwatch.Config{BaseURL: "http://ops:" + password + "@127.0.0.1:1", Token: token}, zerolog.Nop())
+	require.NoError(t, err)
+	defer w.Release()
+	_, err = w.Poll(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unreachable")
+	assert.NotContains(t, err.Error(), password)
+}

@@ -214,7 +214,7 @@ func (e env) build(opts Options) (*Config, error) {
 	}
 	for _, u := range split(e.NATSURL) {
 		if !validNATSURL(u) {
-			bad("NATS_URL: %q is not a NATS URL (nats://host:port, tls://host:port, comma-separated for a cluster)", redactURL(u))
+			bad("NATS_URL: %q is not a NATS URL (nats://host:port, tls://host:port, comma-separated for a cluster)", secret.RedactURL(u))
 		}
 	}
 	if _, _, err := net.SplitHostPort(e.NATSEmbeddedListen); err != nil {
@@ -229,21 +229,24 @@ func (e env) build(opts Options) (*Config, error) {
 	if e.PDRateLimit < 1 {
 		bad("PAGERDUTY_RATE_LIMIT: must be a positive number of requests per minute, got %d", e.PDRateLimit)
 	}
-	for name, v := range map[string]time.Duration{
-		"CATALOG_POLL_INTERVAL": e.CatalogPollInterval,
-		"DEPSYNC_INTERVAL":      e.DepsyncInterval,
-		"ACTION_WAIT_TIMEOUT":   e.ActionWaitTimeout,
-		"SHUTDOWN_TIMEOUT":      e.ShutdownTimeout,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CATALOG_POLL_INTERVAL", e.CatalogPollInterval},
+		{"DEPSYNC_INTERVAL", e.DepsyncInterval},
+		{"ACTION_WAIT_TIMEOUT", e.ActionWaitTimeout},
+		{"SHUTDOWN_TIMEOUT", e.ShutdownTimeout},
 	} {
-		if v <= 0 {
-			bad("%s: must be a positive duration (for example 30s, 5m, 1h), got %s", name, v)
+		if d.v <= 0 {
+			bad("%s: must be a positive duration (for example 30s, 5m, 1h), got %s", d.name, d.v)
 		}
 	}
 	if e.WorkerConcurrency < 1 || e.WorkerConcurrency > 256 {
 		bad("WORKER_CONCURRENCY: must be between 1 and 256, got %d", e.WorkerConcurrency)
 	}
 	if e.BackstageURL != "" && !validHTTPURL(e.BackstageURL) {
-		bad("BACKSTAGE_URL: %q is not an http(s) URL", redactURL(e.BackstageURL))
+		bad("BACKSTAGE_URL: %q is not an http(s) URL", secret.RedactURL(e.BackstageURL))
 	}
 	if e.BackstagePluginID == "" {
 		bad("BACKSTAGE_PLUGIN_ID: must not be empty")
@@ -401,10 +404,10 @@ func validateAccounts(accs []pagerduty.AccountConfig) []error {
 			defaults++
 		}
 		if !validHTTPURL(a.APIURL) {
-			errs = append(errs, fmt.Errorf("%s: API URL %q is not an http(s) URL (PAGERDUTY_API_URL / apiUrl)", w, redactURL(a.APIURL)))
+			errs = append(errs, fmt.Errorf("%s: API URL %q is not an http(s) URL (PAGERDUTY_API_URL / apiUrl)", w, secret.RedactURL(a.APIURL)))
 		}
 		if !validHTTPURL(a.EventsURL) {
-			errs = append(errs, fmt.Errorf("%s: events URL %q is not an http(s) URL (PAGERDUTY_EVENTS_URL / eventsUrl)", w, redactURL(a.EventsURL)))
+			errs = append(errs, fmt.Errorf("%s: events URL %q is not an http(s) URL (PAGERDUTY_EVENTS_URL / eventsUrl)", w, secret.RedactURL(a.EventsURL)))
 		}
 		switch {
 		case a.Token != "" && a.OAuth != nil:
@@ -420,7 +423,7 @@ func validateAccounts(accs []pagerduty.AccountConfig) []error {
 				errs = append(errs, fmt.Errorf("%s: OAuth region %q is not one of us, eu (PAGERDUTY_OAUTH_REGION)", w, o.Region))
 			}
 			if !validHTTPURL(o.TokenURL) {
-				errs = append(errs, fmt.Errorf("%s: OAuth token URL %q is not an http(s) URL (PAGERDUTY_OAUTH_TOKEN_URL)", w, redactURL(o.TokenURL)))
+				errs = append(errs, fmt.Errorf("%s: OAuth token URL %q is not an http(s) URL (PAGERDUTY_OAUTH_TOKEN_URL)", w, secret.RedactURL(o.TokenURL)))
 			}
 		}
 	}
@@ -488,17 +491,4 @@ func validOrigin(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil
-}
-
-// redactURL replaces any user:password (or token) in a URL before it is printed.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(s, "@") {
-			return "[unparseable URL]"
-		}
-		return s
-	}
-	u.User = url.User("redacted")
-	return u.String()
 }

@@ -22,7 +22,8 @@ func setEnv(t *testing.T, kv map[string]string) {
 		"PAGERDUTY_OAUTH_REGION", "PAGERDUTY_OAUTH_TOKEN_URL", "PAGERDUTY_API_URL", "PAGERDUTY_EVENTS_URL", "PAGERDUTY_ACCOUNTS_FILE",
 		"PAGERDUTY_RATE_LIMIT", "PAGERDUTY_WEBHOOK_SECRETS", "API_TOKENS", "BACKSTAGE_URL", "BACKSTAGE_TOKEN", "BACKSTAGE_PLUGIN_ID",
 		"CORS_ALLOWED_ORIGINS", "CATALOG_POLL_INTERVAL", "AUTH_DISABLED", "READ_ONLY", "DEPSYNC_INTERVAL", "ACTION_WAIT_TIMEOUT",
-		"WORKER_CONCURRENCY", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"} {
+		"WORKER_CONCURRENCY", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT", "CARD_CACHE_TTL",
+		"DEPSYNC_MAX_REMOVAL_SHARE", "DEPSYNC_GUARD_MIN_REMOVALS", "DEPSYNC_BATCH_SIZE"} {
 		t.Setenv(k, "")
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -106,6 +107,9 @@ func TestBadSettingsNameTheVariable(t *testing.T) {
 		{"bad log level", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml"}, []string{"LOG_LEVEL", "LOG_FORMAT"}},
 		{"cors star", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "CORS_ALLOWED_ORIGINS": "*"}, []string{"CORS_ALLOWED_ORIGINS"}},
 		{"replicas", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "NATS_REPLICAS": "0"}, []string{"NATS_REPLICAS"}},
+		{"dependency sync and card cache", map[string]string{"PAGERDUTY_API_TOKEN": "t", "API_TOKENS": "x", "DEPSYNC_MAX_REMOVAL_SHARE": "1.5",
+			"DEPSYNC_GUARD_MIN_REMOVALS": "-1", "DEPSYNC_BATCH_SIZE": "0", "CARD_CACHE_TTL": "-1s"},
+			[]string{"DEPSYNC_MAX_REMOVAL_SHARE", "DEPSYNC_GUARD_MIN_REMOVALS", "DEPSYNC_BATCH_SIZE", "CARD_CACHE_TTL"}},
 		{"accounts file problems", map[string]string{"PAGERDUTY_ACCOUNTS_FILE": twoDefaults, "API_TOKENS": "x"}, []string{"used twice"}},
 		{"accounts file unknown field", map[string]string{"PAGERDUTY_ACCOUNTS_FILE": unknownField, "API_TOKENS": "x"}, []string{"tokn"}},
 		{"accounts file missing", map[string]string{"PAGERDUTY_ACCOUNTS_FILE": filepath.Join(dir, "nope"), "API_TOKENS": "x"}, []string{"cannot read"}},

@@ -2,6 +2,7 @@ package depsync_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -291,4 +292,35 @@ func buildCatalog(t testing.TB, e *env, n int) {
 		}
 		e.component(t, i, deps...)
 	}
+}
+
+// TestPeriodicRunReleasesItsRenewedLease: a periodic run long enough for its lease to
+// be renewed still gives the lease up when it ends, so that the reconcile of changed
+// entities (which shares the lease) runs at once instead of waiting for it to expire.
+func TestPeriodicRunReleasesItsRenewedLease(t *testing.T) {
+	e := newEnv(t, 2, pdsim.Options{})
+	e.component(t, 0, 1)
+	e.component(t, 1)
+	e.strategy(t, mapping.StrategyBackstage)
+	// One tick a second and a lease of two seconds, renewed every two thirds of one.
+	s := e.syncer(t, depsync.Config{Interval: 12 * time.Second, ReadSlices: 12})
+	s.SetMinLease(0)
+	e.sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: 1500 * time.Millisecond, Method: http.MethodGet, PathPrefix: "/service_dependencies"})
+	ctx := context.Background()
+
+	rep, err := s.Tick(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, rep, "the first tick is due")
+	require.Empty(t, rep.Errors)
+	e.sim.ClearFaults()
+
+	require.NoError(t, s.MarkChanged(ctx, compRef(0)))
+	rep, err = s.RunChanged(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, rep, "the lease is free once the periodic run has ended")
+	assert.Equal(t, "catalog", rep.Trigger)
+	assert.Equal(t, 1, rep.Services)
+	rep, err = s.RunChanged(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, rep, "the mark was cleared by the run that handled it")
 }

@@ -52,29 +52,24 @@ func (s *Syncer) RunChanged(ctx context.Context) (*Report, error) {
 	if len(marks) == 0 {
 		return nil, nil
 	}
-	rev, ok, err := s.acquire(ctx, 10*time.Minute)
-	if err != nil || !ok {
-		return nil, err
-	}
-	defer s.release(rev)
 	refs := make([]string, len(marks))
 	for i, m := range marks {
 		refs[i] = m.ref
 	}
-	s.runMu.Lock()
-	rep, err := s.run(ctx, Request{EntityRefs: refs}, "catalog", 0)
-	s.runMu.Unlock()
-	if rep != nil {
-		s.publish(ctx, rep)
-	}
-	if err != nil {
-		return rep, err
-	}
-	for _, m := range marks {
-		_ = s.kv.Delete(ctx, dirtyPrefix+enc(m.ref), jetstream.LastRevision(m.rev))
-	}
-	return rep, nil
+	return s.underLease(ctx, changedLeaseTTL, func(leaseCtx context.Context) (*Report, error) {
+		rep, err := s.runAndPublish(leaseCtx, ctx, Request{EntityRefs: refs}, "catalog", false)
+		if err != nil {
+			return rep, err
+		}
+		for _, m := range marks {
+			_ = s.kv.Delete(ctx, dirtyPrefix+enc(m.ref), jetstream.LastRevision(m.rev))
+		}
+		return rep, nil
+	})
 }
+
+// changedLeaseTTL is the lease time of a reconcile of changed entities.
+const changedLeaseTTL = 10 * time.Minute
 
 // RunChangedLoop calls RunChanged every period until ctx ends.
 func (s *Syncer) RunChangedLoop(ctx context.Context, period time.Duration) error {

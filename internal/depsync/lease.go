@@ -63,28 +63,19 @@ func (s *Syncer) release(rev uint64) {
 	_ = s.kv.Delete(ctx, leaseKey, jetstream.LastRevision(rev))
 }
 
-// Tick runs the periodic full reconcile if it is due (the last one, by any replica,
-// started at least one tick ago) and this replica gets the lease. It reports whether it
-// ran; the report is also published.
-func (s *Syncer) Tick(ctx context.Context) (*Report, error) {
-	tick := s.tickPeriod()
-	ttl := max(2*tick, time.Minute)
+// underLease runs fn while this replica holds the lease shared by the periodic and
+// the catalog-triggered reconciles: it takes the lease for ttl, renews it every ttl/3
+// while fn runs (losing it cancels fn's context with the reason), and releases it when
+// fn returns. It returns nil, nil without calling fn when another replica holds it.
+func (s *Syncer) underLease(ctx context.Context, ttl time.Duration, fn func(leaseCtx context.Context) (*Report, error)) (*Report, error) {
 	rev, ok, err := s.acquire(ctx, ttl)
 	if err != nil || !ok {
 		return nil, err
 	}
-	defer s.release(rev)
-	if e, err := s.kv.Get(ctx, lastRunKey); err == nil {
-		var last time.Time
-		if json.Unmarshal(e.Value(), &last) == nil && s.now().Sub(last) < tick {
-			return nil, nil
-		}
-	}
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // keep the lease while the run lasts; losing it stops the run
+	leaseCtx, cancel := context.WithCancelCause(ctx)
+	done, renewerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(renewerDone)
 		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
@@ -92,7 +83,7 @@ func (s *Syncer) Tick(ctx context.Context) (*Report, error) {
 			case <-done:
 				return
 			case <-t.C:
-				next, err := s.renew(runCtx, rev, ttl)
+				next, err := s.renew(leaseCtx, rev, ttl)
 				if err != nil {
 					cancel(fmt.Errorf("lost the dependency-sync lease: %w", err))
 					return
@@ -101,32 +92,44 @@ func (s *Syncer) Tick(ctx context.Context) (*Report, error) {
 			}
 		}
 	}()
-	b, _ := json.Marshal(s.now().UTC())
-	if _, err := s.kv.Put(ctx, lastRunKey, b); err != nil {
-		return nil, fmt.Errorf("record the periodic run: %w", err)
-	}
-	s.runMu.Lock()
-	defer s.runMu.Unlock()
-	rep, err := s.run(runCtx, Request{}, "periodic", s.refreshCap(runCtx))
-	if rep != nil {
-		s.publish(ctx, rep)
-	}
-	return rep, err
+	defer func() {
+		close(done)
+		<-renewerDone
+		cancel(nil)
+		s.release(rev) // the revision of the last renewal
+	}()
+	return fn(leaseCtx)
+}
+
+// Tick runs the periodic full reconcile if it is due (the last one, by any replica,
+// started at least one tick ago) and this replica gets the lease. It returns the
+// report (also published), or nil when it did not run.
+func (s *Syncer) Tick(ctx context.Context) (*Report, error) {
+	tick := s.tickPeriod()
+	return s.underLease(ctx, max(2*tick, s.minLease), func(leaseCtx context.Context) (*Report, error) {
+		if e, err := s.kv.Get(ctx, lastRunKey); err == nil {
+			var last time.Time
+			if json.Unmarshal(e.Value(), &last) == nil && s.now().Sub(last) < tick {
+				return nil, nil
+			}
+		}
+		b, _ := json.Marshal(s.now().UTC())
+		if _, err := s.kv.Put(ctx, lastRunKey, b); err != nil {
+			return nil, fmt.Errorf("record the periodic run: %w", err)
+		}
+		return s.runAndPublish(leaseCtx, ctx, Request{}, "periodic", true)
+	})
 }
 
 func (s *Syncer) tickPeriod() time.Duration {
 	return max(s.cfg.Interval/time.Duration(s.cfg.ReadSlices), time.Second)
 }
 
-// refreshCap is how many stale observations one periodic tick re-reads: the mapped
-// services divided by the number of slices, so each is re-read about once per interval.
-func (s *Syncer) refreshCap(ctx context.Context) int {
-	v, err := s.store.View(ctx)
-	if err != nil {
-		return 1
-	}
-	n := len(v.Bindings())
-	return max(1, (n+s.cfg.ReadSlices-1)/s.cfg.ReadSlices)
+// refreshCap is how many stale observations one periodic tick re-reads: the number of
+// mapped services (bound) divided by the number of slices, so each is re-read about
+// once per interval.
+func (s *Syncer) refreshCap(bound int) int {
+	return max(1, (bound+s.cfg.ReadSlices-1)/s.cfg.ReadSlices)
 }
 
 // RunPeriodic calls Tick every Interval/ReadSlices until ctx ends.

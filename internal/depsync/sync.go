@@ -109,6 +109,8 @@ type Syncer struct {
 	// runMu serialises runs in this process; the lease serialises periodic runs
 	// across replicas.
 	runMu sync.Mutex
+	// minLease is the least time the periodic lease is taken for.
+	minLease time.Duration
 }
 
 // New opens the depsync bucket (events.Provision creates it).
@@ -118,7 +120,7 @@ func New(ctx context.Context, js jetstream.JetStream, store *mapping.Store, acco
 		return nil, fmt.Errorf("open key-value bucket %s: %w", events.BucketDepsync, err)
 	}
 	return &Syncer{cfg: cfg.withDefaults(), js: js, kv: kv, store: store, accounts: accounts,
-		log: log.With().Str("component", "depsync").Logger(), metrics: newMetrics(cfg.Registerer), now: time.Now}, nil
+		log: log.With().Str("component", "depsync").Logger(), metrics: newMetrics(cfg.Registerer), now: time.Now, minLease: time.Minute}, nil
 }
 
 // observation is PagerDuty's side of one service: what it depends on.
@@ -159,16 +161,23 @@ type node struct {
 // Run plans a reconcile and, unless it is a dry run, the strategy forbids writes or the
 // guard trips, applies it. The report is published on depsync.report.
 func (s *Syncer) Run(ctx context.Context, req Request, trigger string) (*Report, error) {
+	return s.runAndPublish(ctx, ctx, req, trigger, false)
+}
+
+// runAndPublish runs under runMu with runCtx and publishes the report with pubCtx, so
+// that a run stopped by its own context is still reported. periodic bounds the
+// re-reads of stale observations to one slice of the interval.
+func (s *Syncer) runAndPublish(runCtx, pubCtx context.Context, req Request, trigger string, periodic bool) (*Report, error) {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
-	rep, err := s.run(ctx, req, trigger, 0)
+	rep, err := s.run(runCtx, req, trigger, periodic)
 	if rep != nil {
-		s.publish(ctx, rep)
+		s.publish(pubCtx, rep)
 	}
 	return rep, err
 }
 
-func (s *Syncer) run(ctx context.Context, req Request, trigger string, refreshCap int) (*Report, error) {
+func (s *Syncer) run(ctx context.Context, req Request, trigger string, periodic bool) (*Report, error) {
 	rep := &Report{RunID: ulid.Make().String(), Trigger: trigger, DryRun: req.DryRun, Full: len(req.EntityRefs) == 0,
 		Holder: s.cfg.Holder, StartedAt: s.now().UTC(), Plan: Plan{Add: []Edge{}, Remove: []Edge{}, PagerDutyOnly: []Edge{}},
 		Added: []Edge{}, Removed: []Edge{}, Skipped: []Skip{}, Errors: []EdgeError{}}
@@ -188,21 +197,29 @@ func (s *Syncer) run(ctx context.Context, req Request, trigger string, refreshCa
 	}
 	nodes, managed := s.scope(view, req, rep)
 	rep.Services = len(nodes)
+	refreshCap := 0
+	if periodic {
+		refreshCap = s.refreshCap(len(view.Bindings()))
+	}
 	if err := s.observe(ctx, nodes, req.Refresh || !rep.Full, refreshCap, rep); err != nil {
 		return rep, err
 	}
 	s.plan(ctx, nodes, managed, strategy, rep)
 
-	existing, err := s.managedEdgeCount(ctx, managed)
-	if err != nil {
-		return rep, err
-	}
-	if n := len(rep.Plan.Remove); n > s.cfg.GuardMinRemovals && float64(n) > s.cfg.MaxRemovalShare*float64(existing) && !req.Force {
-		share := float64(n) / float64(max(existing, 1))
-		rep.Guard = &Guard{Removals: n, Existing: existing, Share: share, MaxShare: s.cfg.MaxRemovalShare,
-			Message: fmt.Sprintf("the plan removes %d of %d managed PagerDuty dependencies (%.1f%%), more than DEPSYNC_MAX_REMOVAL_SHARE=%.1f%%: nothing was applied; check the catalog and mappings, then run again with force", n, existing, share*100, s.cfg.MaxRemovalShare*100)}
-		rep.Message = rep.Guard.Message
-		return rep, nil
+	// The guard needs the count of managed dependencies (a read of every observation)
+	// only when the plan removes more than the floor.
+	if n := len(rep.Plan.Remove); n > s.cfg.GuardMinRemovals && !req.Force {
+		existing, err := s.managedEdgeCount(ctx, managed)
+		if err != nil {
+			return rep, err
+		}
+		if float64(n) > s.cfg.MaxRemovalShare*float64(existing) {
+			share := float64(n) / float64(max(existing, 1))
+			rep.Guard = &Guard{Removals: n, Existing: existing, Share: share, MaxShare: s.cfg.MaxRemovalShare,
+				Message: fmt.Sprintf("the plan removes %d of %d managed PagerDuty dependencies (%.1f%%), more than DEPSYNC_MAX_REMOVAL_SHARE=%.1f%%: nothing was applied; check the catalog and mappings, then run again with force", n, existing, share*100, s.cfg.MaxRemovalShare*100)}
+			rep.Message = rep.Guard.Message
+			return rep, nil
+		}
 	}
 	switch {
 	case req.DryRun:

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -209,4 +211,37 @@ func TestIgnoredAndBadEvents(t *testing.T) {
 			assert.Equal(t, tt.want, res)
 		})
 	}
+}
+
+// TestConcurrentUpdatesOnReplicatedBucket: workers updating one service at once on a
+// three-node cluster (NATS_REPLICAS=3, where a lost compare-and-set carries another
+// error code than on one node) retry their conflicts and all land.
+func TestConcurrentUpdatesOnReplicatedBucket(t *testing.T) {
+	cluster := natstest.StartCluster(t, 3)
+	js, err := jetstream.New(cluster.Connect("liveview"))
+	require.NoError(t, err)
+	st, err := liveview.NewStore(context.Background(), js)
+	require.NoError(t, err)
+
+	const workers, perWorker = 8, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*perWorker)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				id := fmt.Sprintf("PINC%d-%d", w, i)
+				_, err := st.Apply(context.Background(), acct, incidentEvent(id, "e-"+id, "PSVC1", webhook.StatusTriggered, t0.Add(time.Duration(i)*time.Second)))
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	v, err := st.Get(context.Background(), acct, "PSVC1")
+	require.NoError(t, err)
+	require.NotNil(t, v)
+	assert.Len(t, v.Open, workers*perWorker)
 }

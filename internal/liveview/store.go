@@ -240,10 +240,11 @@ func isIncidentData(ev webhook.Event) bool {
 	return json.Unmarshal(ev.Data, &d) == nil && d.Type == "incident"
 }
 
+// isCASConflict reports a lost compare-and-set: Create of a key that exists, or
+// Update of a revision that is no longer the last (whichever code a replicated bucket
+// reports it with).
 func isCASConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 func serviceKey(account, serviceID string) string {

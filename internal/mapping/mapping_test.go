@@ -40,6 +40,15 @@ func TestNormalizeRef(t *testing.T) {
 	got, err := mapping.NormalizeRefIn("Component:Bar", "", "payments")
 	require.NoError(t, err)
 	assert.Equal(t, "component:payments/bar", got)
+
+	got, err = mapping.EntityRef("Component", "", "Foo")
+	require.NoError(t, err)
+	assert.Equal(t, "component:default/foo", got, "no metadata.namespace is the default namespace")
+	got, err = mapping.EntityRef("Component", "Shop", "checkout")
+	require.NoError(t, err)
+	assert.Equal(t, "component:shop/checkout", got)
+	_, err = mapping.EntityRef("Component", "", "a/b")
+	require.ErrorIs(t, err, mapping.ErrInvalidRef, "a name cannot carry a namespace")
 }
 
 func TestStorePrecedence(t *testing.T) {

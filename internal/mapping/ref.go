@@ -27,6 +27,15 @@ func NormalizeRef(ref string) (string, error) {
 	return NormalizeRefIn(ref, "", DefaultNamespace)
 }
 
+// EntityRef returns the normalised ref of an entity from its kind, metadata.namespace
+// ("" means "default") and metadata.name, as a Backstage entity states them.
+func EntityRef(kind, namespace, name string) (string, error) {
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
+	return NormalizeRef(kind + ":" + namespace + "/" + name)
+}
+
 // NormalizeRefIn is NormalizeRef with defaults: defaultKind is used when ref has no
 // kind ("" means the kind is required) and defaultNamespace when it has no namespace
 // ("" means "default"). Backstage's spec.dependsOn needs a kind and defaults the

@@ -1,6 +1,10 @@
 package secret
 
-import "crypto/subtle"
+import (
+	"crypto/subtle"
+	"net/url"
+	"strings"
+)
 
 // masked is what every formatting path prints instead of a secret.
 const masked = "[redacted]"
@@ -37,4 +41,19 @@ func (v Value) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 // Equal compares v with a presented credential in constant time (for equal lengths).
 func (v Value) Equal(presented string) bool {
 	return subtle.ConstantTimeCompare([]byte(v), []byte(presented)) == 1
+}
+
+// RedactURL returns s for messages, with the user info of a URL (user:password or a
+// token) replaced by "redacted"; a string that does not parse as a URL but holds an
+// '@' is replaced whole.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil && strings.Contains(s, "@"):
+		return "[unparseable URL]"
+	case err != nil || u.User == nil:
+		return s
+	}
+	u.User = url.User("redacted")
+	return u.String()
 }

@@ -34,3 +34,16 @@ func TestValueNeverPrints(t *testing.T) {
 type jsonBuf []byte
 
 func (b *jsonBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
+
+func TestRedactURL(t *testing.T) {
+	tests := map[string]string{
+		"https://backstage.example.com":         "https://backstage.example.com",
+		"https://ops:pw@backstage.example.com/": "https://redacted@backstage.example.com/",
+		"nats://token@nats:4222":                "nats://redacted@nats:4222",
+		"not a url":                             "not a url",
+		"http://ops:p%zz@host":                  "[unparseable URL]",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, secret.RedactURL(in), in)
+	}
+}

@@ -109,6 +109,7 @@ type ServiceData struct {
 
 // incidentChild is the common part of data that hangs off an incident (notes, status
 // updates, responders, tasks, …): an incident reference, sometimes with its service.
+// Service is also where incident data itself names its service.
 type incidentChild struct {
 	Incident *struct {
 		ID      string     `json:"id"`
@@ -248,10 +249,7 @@ func (e Event) ServiceID() string {
 		}
 		return ""
 	case ResourceIncident:
-		var d struct {
-			Service *Reference `json:"service"`
-			incidentChild
-		}
+		var d incidentChild
 		if json.Unmarshal(e.Data, &d) != nil {
 			return ""
 		}
