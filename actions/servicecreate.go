@@ -272,11 +272,9 @@ func (r *serviceCreateRun) createIntegration(ctx context.Context, st *serviceCre
 		if err != nil {
 			return pagerDutyFailure(err, "read service %s", st.ServiceID)
 		}
-		for _, in := range svc.Integrations {
-			if in.Vendor != nil && in.Vendor.ID == pagerduty.VendorBackstage && in.IntegrationKey != "" {
-				st.IntegrationKey = in.IntegrationKey
-				return nil
-			}
+		if key, ok := pagerduty.IntegrationKeyOf(svc, pagerduty.VendorBackstage); ok {
+			st.IntegrationKey = key
+			return nil
 		}
 	}
 	in, err := r.client.CreateIntegration(ctx, st.ServiceID, pagerduty.Integration{

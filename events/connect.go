@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/pdworker/pdworker/internal/secret"
 )
 
 const (
@@ -112,17 +113,7 @@ func splitURLs(urls string) []string {
 func redactURLs(urls []string) string {
 	shown := make([]string, len(urls))
 	for i, s := range urls {
-		u, err := url.Parse(s)
-		switch {
-		case err != nil && strings.Contains(s, "@"):
-			shown[i] = "<unparsable URL with credentials>"
-		case err != nil || u.User == nil:
-			shown[i] = s
-		default:
-			// A user name alone can be a token (nats://token@host), so all of it goes.
-			u.User = url.User("redacted")
-			shown[i] = u.String()
-		}
+		shown[i] = secret.RedactURL(s)
 	}
 	return strings.Join(shown, ",")
 }

@@ -76,12 +76,12 @@ type WebhookEvents struct {
 	js       jetstream.JetStream
 	cfg      WebhookEventsConfig
 	total    *prometheus.CounterVec
-	log      zerolog.Logger
 }
 
 // NewWebhookEvents builds the webhook handler. resolver may be nil: then no entity
-// events are published.
-func NewWebhookEvents(js jetstream.JetStream, view *liveview.Store, seen SeenStore, resolver EntityResolver, cfg WebhookEventsConfig, log zerolog.Logger) *WebhookEvents {
+// events are published. Handle logs with the logger of its context (the consumer's,
+// with the message's fields).
+func NewWebhookEvents(js jetstream.JetStream, view *liveview.Store, seen SeenStore, resolver EntityResolver, cfg WebhookEventsConfig) *WebhookEvents {
 	total := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pdworker_webhook_events_total",
 		Help: "PagerDuty webhook events handled by the worker, by outcome (applied, stale, ignored, duplicate, skipped).",
@@ -91,7 +91,6 @@ func NewWebhookEvents(js jetstream.JetStream, view *liveview.Store, seen SeenSto
 	}
 	return &WebhookEvents{
 		view: view, seen: seen, resolver: resolver, js: js, cfg: cfg, total: total,
-		log: log.With().Str("component", "webhook-events").Logger(),
 	}
 }
 

@@ -167,7 +167,7 @@ func (w *hookWorld) startWorkerMax(name string, nc *nats.Conn, maxDeliver int) *
 	require.NoError(w.t, err)
 	mappings, err := mapping.NewStore(context.Background(), js)
 	require.NoError(w.t, err)
-	h := workers.NewWebhookEvents(js, view, seen, mappings, workers.WebhookEventsConfig{DefaultAccount: hookAcct}, zerolog.Nop())
+	h := workers.NewWebhookEvents(js, view, seen, mappings, workers.WebhookEventsConfig{DefaultAccount: hookAcct})
 	c, err := workers.NewConsumer(js, workers.ConsumerConfig{
 		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks", FilterSubjects: []string{events.SubjectWebhookPrefix + ">"},
 		Concurrency: 16, AckWait: 2 * time.Second, BaseDelay: 10 * time.Millisecond, MaxDelay: 200 * time.Millisecond,

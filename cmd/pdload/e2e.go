@@ -56,7 +56,7 @@ func endToEnd(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	handler := workers.NewWebhookEvents(env.js, view, seen, mappings, workers.WebhookEventsConfig{DefaultAccount: e2eAccount}, zerolog.Nop())
+	handler := workers.NewWebhookEvents(env.js, view, seen, mappings, workers.WebhookEventsConfig{DefaultAccount: e2eAccount})
 	consumer, err := workers.NewConsumer(env.js, workers.ConsumerConfig{
 		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks",
 		FilterSubjects: []string{events.SubjectWebhookPrefix + ">"}, Concurrency: 8,

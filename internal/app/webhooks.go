@@ -26,7 +26,7 @@ func (a *App) addWebhooks(ctx context.Context, d shared, mappings *mapping.Store
 	}
 	handler := workers.NewWebhookEvents(a.js, liveView, seen, mappings, workers.WebhookEventsConfig{
 		DefaultAccount: d.accounts.Default().Account(), Registerer: a.registry,
-	}, a.log)
+	})
 	if err := a.consume(d, workers.ConsumerConfig{
 		Stream: events.StreamPagerDutyWebhooks, Durable: "pdworker-webhooks",
 		FilterSubjects: []string{events.SubjectWebhookPrefix + ">"}, Concurrency: a.cfg.WorkerConcurrency,

@@ -391,10 +391,8 @@ func (c *Cards) EnsureIntegration(ctx context.Context, account, serviceID, vendo
 		if err != nil {
 			return "", err
 		}
-		for _, in := range svc.Integrations {
-			if in.Vendor != nil && in.Vendor.ID == vendorID && in.IntegrationKey != "" {
-				return in.IntegrationKey, nil
-			}
+		if key, ok := pagerduty.IntegrationKeyOf(svc, vendorID); ok {
+			return key, nil
 		}
 		in, err := pd.CreateIntegration(wctx, serviceID, pagerduty.Integration{
 			Name:    "Backstage",

@@ -256,10 +256,8 @@ func (h *mappingHandlers) backstageIntegration(w http.ResponseWriter, r *http.Re
 		writeUpstreamError(w, err)
 		return "", false
 	}
-	for _, in := range svc.Integrations {
-		if in.Vendor != nil && in.Vendor.ID == pagerduty.VendorBackstage && in.IntegrationKey != "" {
-			return in.IntegrationKey, true
-		}
+	if key, ok := pagerduty.IntegrationKeyOf(svc, pagerduty.VendorBackstage); ok {
+		return key, true
 	}
 	if h.cfg.ReadOnly {
 		writeError(w, http.StatusForbidden, "READ_ONLY is set: the service has no Backstage integration and pdworker may not create one")

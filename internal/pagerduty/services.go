@@ -150,6 +150,17 @@ func (c *Client) DeleteService(ctx context.Context, id string) error {
 	return err
 }
 
+// IntegrationKeyOf returns the key of svc's first integration from vendorID that has
+// one (read the service with "integrations" included).
+func IntegrationKeyOf(svc *Service, vendorID string) (string, bool) {
+	for _, in := range svc.Integrations {
+		if in.Vendor != nil && in.Vendor.ID == vendorID && in.IntegrationKey != "" {
+			return in.IntegrationKey, true
+		}
+	}
+	return "", false
+}
+
 // CreateIntegration adds an integration to a service (POST /services/{id}/integrations).
 // For the Backstage integration set Name and Vendor {ID: VendorBackstage, Type:
 // "vendor_reference"}; the answer carries the IntegrationKey.
