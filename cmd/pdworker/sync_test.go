@@ -36,11 +36,14 @@ func TestSyncDryRunCommand(t *testing.T) {
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
 	cfg := &config.Config{
-		HTTP:              config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 16},
-		NATS:              config.NATS{EmbeddedListen: "127.0.0.1:0", DataDir: t.TempDir(), Replicas: 1},
-		PagerDuty:         config.PagerDuty{RateLimit: 900, Accounts: []pagerduty.AccountConfig{{ID: "default", Default: true, APIURL: simSrv.URL, EventsURL: simSrv.URL, Token: secret.Value(pdsim.DemoAcmeToken)}}},
-		Auth:              config.Auth{Disabled: true, PluginID: "pagerduty"},
-		DepsyncInterval:   time.Hour,
+		HTTP:            config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 16},
+		NATS:            config.NATS{EmbeddedListen: "127.0.0.1:0", DataDir: t.TempDir(), Replicas: 1},
+		PagerDuty:       config.PagerDuty{RateLimit: 900, Accounts: []pagerduty.AccountConfig{{ID: "default", Default: true, APIURL: simSrv.URL, EventsURL: simSrv.URL, Token: secret.Value(pdsim.DemoAcmeToken)}}},
+		Auth:            config.Auth{Disabled: true, PluginID: "pagerduty"},
+		DepsyncInterval: time.Hour,
+		// The running service must not reconcile the seeded dependency itself before
+		// the command plans it.
+		ReadOnly:          true,
 		ActionWaitTimeout: 10 * time.Second,
 		WorkerConcurrency: 2,
 		ShutdownTimeout:   10 * time.Second,
