@@ -30,10 +30,11 @@ type hookReceiver struct {
 }
 
 type hookDelivery struct {
-	Header http.Header
-	Body   []byte
-	Type   string
-	Status int
+	Header     http.Header
+	Body       []byte
+	Type       string
+	ResourceID string
+	Status     int
 }
 
 func newHookReceiver(t *testing.T, answer func(id string, attempt int, body []byte) int) (*hookReceiver, string) {
@@ -49,6 +50,9 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var env struct {
 		Event struct {
 			EventType string `json:"event_type"`
+			Data      struct {
+				ID string `json:"id"`
+			} `json:"data"`
 		} `json:"event"`
 	}
 	_ = json.Unmarshal(body, &env)
@@ -59,7 +63,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.answer != nil {
 		status = h.answer(id, h.attempts[id], body)
 	}
-	h.got = append(h.got, hookDelivery{Header: r.Header.Clone(), Body: body, Type: env.Event.EventType, Status: status})
+	h.got = append(h.got, hookDelivery{Header: r.Header.Clone(), Body: body, Type: env.Event.EventType, ResourceID: env.Event.Data.ID, Status: status})
 	h.mu.Unlock()
 	w.WriteHeader(status)
 }
@@ -75,6 +79,18 @@ func (h *hookReceiver) accepted() []string {
 	var out []string
 	for _, d := range h.deliveries() {
 		if d.Status < 300 {
+			out = append(out, d.Type)
+		}
+	}
+	return out
+}
+
+// acceptedFor returns the event types of deliveries about one resource answered
+// 2xx, in arrival order: the simulator orders deliveries per resource only.
+func (h *hookReceiver) acceptedFor(resourceID string) []string {
+	var out []string
+	for _, d := range h.deliveries() {
+		if d.Status < 300 && d.ResourceID == resourceID {
 			out = append(out, d.Type)
 		}
 	}
@@ -156,7 +172,9 @@ func TestEventsAPIDrivesIncidentsAndWebhooks(t *testing.T) {
 	assert.Equal(t, pdsim.IncidentTriggered, incs[1].Status)
 	assert.Equal(t, serviceID, incs[0].ServiceID)
 
-	assert.Equal(t, []string{"incident.triggered", "incident.acknowledged", "incident.resolved", "incident.triggered"}, rec.accepted())
+	assert.Len(t, rec.accepted(), 4, "one delivery per change, none for repeats or unknown keys")
+	assert.Equal(t, []string{"incident.triggered", "incident.acknowledged", "incident.resolved"}, rec.acceptedFor(incs[0].ID))
+	assert.Equal(t, []string{"incident.triggered"}, rec.acceptedFor(incs[1].ID))
 	for _, d := range rec.deliveries() {
 		assert.Equal(t, "PagerDuty-Webhook/V3.0", d.Header.Get("User-Agent"))
 		assert.Equal(t, sub.ID, d.Header.Get("X-Webhook-Subscription"))
