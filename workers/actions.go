@@ -120,7 +120,7 @@ func jobError(err error) *events.JobError {
 	switch {
 	case errors.As(err, &se):
 		return &events.JobError{Message: se.Error(), Code: actions.CodeInvalidInput}
-	case pagerduty.IsRetryable(err):
+	case pagerduty.IsRetryable(err), pagerduty.IsCallTimeout(err):
 		return &events.JobError{Message: err.Error(), Code: actions.CodePagerDutyUnavailable}
 	case pagerduty.ClassOf(err) != 0:
 		return &events.JobError{Message: err.Error(), Code: actions.CodePagerDutyError}

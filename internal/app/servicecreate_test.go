@@ -449,3 +449,24 @@ func TestWorkerKilledBetweenServiceAndIntegration(t *testing.T) {
 	assert.Equal(t, svcs[0].Integrations[0].IntegrationKey, out["integrationKey"])
 	_ = survivor
 }
+
+// A PagerDuty that never answers in time fails the call with 502 and the code
+// pagerduty_unavailable once the job has used its deliveries: the caller learns that
+// PagerDuty was the problem, not the service.
+func TestPagerDutyThatNeverAnswersFailsAsUnavailable(t *testing.T) {
+	seed := testSeed()
+	sim, url := simulator(t, pdsim.Options{}, seed)
+	sim.InjectFault(pdsim.Fault{Method: http.MethodPost, PathPrefix: "/services", Kind: pdsim.FaultLatency, Latency: time.Minute})
+	opts := fastOptions()
+	opts.PagerDuty.CallTimeout = 200 * time.Millisecond
+	opts.ActionConsumer.MaxDeliver = 3
+	a := startApp(t, testConfig(t, url, seed, ""), opts, zerolog.Nop())
+
+	resp := create(t, a, "slow-1", `{"name":"slow","description":"d","escalationPolicyId":"PAIOPS1"}`)
+	require.Equal(t, http.StatusBadGateway, resp.status, "%s", resp.body)
+	assert.Contains(t, string(resp.body), "no answer within the call timeout of 200ms")
+	assert.Empty(t, sim.Services("aiops"))
+	require.Eventually(t, func() bool {
+		return metric(t, a, `pdworker_action_results_total{action="pagerduty:service:create",code="pagerduty_unavailable",status="failed"}`) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+}

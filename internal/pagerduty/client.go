@@ -138,8 +138,7 @@ func (c *Client) EventsURL() string { return c.eventsURL }
 
 // call runs fn under the call deadline with a fresh callState and classifies its error.
 func call[T any](ctx context.Context, c *Client, op string, fn func(ctx context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
-		fmt.Errorf("no answer within the call timeout of %s: %w", c.timeout, context.DeadlineExceeded))
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, &callTimeoutError{timeout: c.timeout})
 	defer cancel()
 	st := &callState{}
 	v, err := fn(withCallState(ctx, st))
@@ -149,6 +148,17 @@ func call[T any](ctx context.Context, c *Client, op string, fn func(ctx context.
 	}
 	return v, nil
 }
+
+// callTimeoutError is the cause of a call that ran out of its own deadline
+// (Options.CallTimeout) while the caller still waited: PagerDuty did not answer in time.
+type callTimeoutError struct{ timeout time.Duration }
+
+func (e *callTimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the call timeout of %s", e.timeout)
+}
+
+// Unwrap keeps errors.Is(err, context.DeadlineExceeded) true.
+func (e *callTimeoutError) Unwrap() error { return context.DeadlineExceeded }
 
 // statusError is what the package's own REST helper returns for a non-2xx answer.
 type statusError struct {

@@ -14,7 +14,8 @@
 //
 // Errors are classified here and nowhere else: callers receive *APIError (see ClassOf,
 // IsRetryable, IsNotFound, IsConflict, IsEntitlement, IsNameTaken) or, when their context
-// ended, an error matching context.Canceled / context.DeadlineExceeded.
+// or the call deadline ended, an error matching context.Canceled / context.DeadlineExceeded
+// (IsCallTimeout tells the call deadline apart).
 //
 // This package imports only internal/secret from this module. It must not import the
 // NATS layers (events, workers), actions, internal/httpapi, internal/app or the

@@ -137,6 +137,14 @@ func ClassOf(err error) Class {
 // IsRetryable reports whether err is a PagerDuty failure worth retrying later.
 func IsRetryable(err error) bool { return ClassOf(err) == ClassRetryable }
 
+// IsCallTimeout reports whether err is a call that PagerDuty did not answer within the
+// call timeout (Options.CallTimeout), as opposed to one whose caller gave up. Like every
+// deadline it has no Class: whether to try again is the caller's decision.
+func IsCallTimeout(err error) bool {
+	var te *callTimeoutError
+	return errors.As(err, &te)
+}
+
 // IsNotFound reports whether PagerDuty said the object does not exist.
 func IsNotFound(err error) bool { return ClassOf(err) == ClassNotFound }
 

@@ -134,6 +134,18 @@ func TestCallDeadline(t *testing.T) {
 	assert.Equal(t, pagerduty.Class(0), pagerduty.ClassOf(err))
 	assert.Contains(t, err.Error(), "pagerduty list abilities (account acme)")
 	assert.Contains(t, err.Error(), "call timeout of 100ms")
+	assert.True(t, pagerduty.IsCallTimeout(err))
+}
+
+func TestCallerDeadlineIsNotACallTimeout(t *testing.T) {
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := f.client.ListAbilities(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, pagerduty.IsCallTimeout(err), "the caller gave up, PagerDuty was not slow: %v", err)
 }
 
 func TestCallerCancellation(t *testing.T) {
@@ -145,6 +157,7 @@ func TestCallerCancellation(t *testing.T) {
 	_, err := f.client.ListAbilities(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, pagerduty.IsRetryable(err))
+	assert.False(t, pagerduty.IsCallTimeout(err))
 }
 
 func TestTransportErrorRetriedAndRetryable(t *testing.T) {
