@@ -17,7 +17,10 @@
 //     server whose answers take longer needs more requests in flight to reach its
 //     peak; each round's own ratio is printed as well. Each delivery is a distinct, signed
 //     incident.triggered envelope. After each receiver run the stream must hold
-//     exactly the deliveries answered 2xx; it is then purged. -store async and
+//     every delivery answered 2xx, checked by id, and nothing that was not sent (a
+//     delivery answered 503 may be stored too: its publish can finish after the
+//     receiver stopped waiting); it is then purged. A non-2xx in a lead-in counts
+//     against the zero-non-2xx objectives. -store async and
 //     -store none take the receiver apart: the stream acknowledging before its write
 //     (JetStream's async persist mode, which pdworker does not use), and no publish
 //     at all.

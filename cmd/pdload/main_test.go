@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdworker/pdworker/events"
 )
@@ -28,10 +30,11 @@ func TestRunMeasuresAndChecksEverything(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"| receiver | fixed 1000/s, 300ms |",
+		"| receiver | lead-in 1000/s, 2s, uncounted |",
 		"| floor (bare 204) | max, 8 clients, 300ms, round 2 |",
 		"receiver's best against the floor's best, round by round: ",
 		"every 2xx of the receiver was in stream PAGERDUTY_WEBHOOKS",
-		"counted after each of 6 runs (warm-up and lead-ins included)",
+		"checked after each of 6 runs (warm-up and lead-ins included)",
 		"- target: p99 under 10 ms at 1000/s",
 		"- target: at least 50 % of the floor's maximum throughput",
 		"- goal: at least 70 % of the floor's maximum throughput",
@@ -56,9 +59,10 @@ func TestFlagLists(t *testing.T) {
 	}
 }
 
-// TestStoredThenPurged checks the per-run check itself: a count that does not match
-// what the stream holds fails and leaves the stream as it was; a matching one empties
-// it.
+// TestStoredThenPurged checks the per-run check itself: it fails on a delivery
+// answered 2xx that is not stored and on a stored one that was never sent, leaving
+// the stream as it was; unanswered deliveries may or may not be stored; a passing
+// check empties the stream.
 func TestStoredThenPurged(t *testing.T) {
 	ctx := context.Background()
 	env, err := startNATS(ctx)
@@ -66,18 +70,34 @@ func TestStoredThenPurged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.close()
-	for i := range 3 {
-		if _, err := env.js.Publish(ctx, events.WebhookSubject("incident.triggered"), []byte(fmt.Sprint(i))); err != nil {
+	for _, id := range []string{"a", "b", "c"} {
+		m := nats.NewMsg(events.WebhookSubject("incident.triggered"))
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		if _, err := env.js.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := storedThenPurged(ctx, env.js, 2); err == nil || !strings.Contains(err.Error(), "answered 2xx 2 times but stream PAGERDUTY_WEBHOOKS holds 3 messages") {
-		t.Fatalf("2 accepted, 3 stored: error %v", err)
+	none := map[string]bool{}
+	tests := []struct {
+		name       string
+		accepted   []string
+		unanswered map[string]bool
+		want       string // error text; empty: the check passes
+	}{
+		{"one stored that was never sent", []string{"a", "b"}, none, "holds 1 messages that this run did not accept"},
+		{"same count, other ids", []string{"a", "b", "d"}, none, "1 of 3 deliveries answered 2xx are missing from stream PAGERDUTY_WEBHOOKS (first: d)"},
+		{"one accepted lost", []string{"a", "b", "d"}, map[string]bool{"c": true}, "1 of 3 deliveries answered 2xx are missing"},
 	}
-	if err := storedThenPurged(ctx, env.js, 3); err != nil {
-		t.Fatalf("3 accepted, 3 stored: %v", err)
+	for _, tt := range tests {
+		if _, err := storedThenPurged(ctx, env.js, tt.accepted, tt.unanswered); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("%s: error %v, want one containing %q", tt.name, err, tt.want)
+		}
 	}
-	if err := storedThenPurged(ctx, env.js, 0); err != nil {
-		t.Fatalf("after the purge: %v", err)
+	n, err := storedThenPurged(ctx, env.js, []string{"a", "b"}, map[string]bool{"c": true, "e": true})
+	if err != nil || n != 1 {
+		t.Fatalf("a, b accepted, c and e unanswered: got %d stored unanswered, error %v; want 1, nil", n, err)
+	}
+	if n, err := storedThenPurged(ctx, env.js, nil, none); err != nil || n != 0 {
+		t.Fatalf("after the purge: %d, %v", n, err)
 	}
 }
