@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,11 +41,60 @@ func TestRunMeasuresAndChecksEverything(t *testing.T) {
 		"- goal: at least 70 % of the floor's maximum throughput",
 		"## End to end",
 		"10 incidents × 3 changes",
-		"30 of 30 changes observed in the live view",
+		"30 of 30 changes observed in the live view (",
+		" only through a later state of the same incident); ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestObserveCountsLaterStates checks the end-to-end join: a change whose state the
+// live view skipped (a later change of the same incident was applied first) counts
+// as observed when that later state appeared, apart from those seen directly; an
+// incident counts as settled only once its final state appeared.
+func TestObserveCountsLaterStates(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	changes := &changeLog{at: map[string]time.Time{}}
+	for i, dedup := range []string{"a", "b", "c"} {
+		for j, step := range lifecycle {
+			changes.note(dedup+"/"+step.status, t0.Add(time.Duration(10*i+j)*time.Second))
+		}
+	}
+	idOf := map[string]string{"a": "PA", "b": "PB", "c": "PC"}
+	first := map[string]time.Time{
+		// a: every state seen, 1 s after its request.
+		"PA/triggered":    t0.Add(1 * time.Second),
+		"PA/acknowledged": t0.Add(2 * time.Second),
+		"PA/resolved":     t0.Add(3 * time.Second),
+		// b: triggered never shown; acknowledged shows 1 s after it was requested.
+		"PB/acknowledged": t0.Add(12 * time.Second),
+		"PB/resolved":     t0.Add(13 * time.Second),
+		// c: triggered seen, then nothing yet.
+		"PC/triggered": t0.Add(21 * time.Second),
+	}
+	got := observe([]string{"a", "b", "c"}, idOf, changes, first)
+	if got.direct != 6 || got.superseded != 1 {
+		t.Errorf("direct %d, superseded %d; want 6, 1", got.direct, got.superseded)
+	}
+	if !slices.Equal(got.unsettled, []string{"c"}) {
+		t.Errorf("unsettled %v, want [c]", got.unsettled)
+	}
+	want := []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, 2 * time.Second}
+	if !slices.Equal(got.latencies, want) {
+		t.Errorf("latencies %v, want %v", got.latencies, want)
+	}
+
+	// Once c's resolution shows, c's acknowledgement counts through it too.
+	first["PC/resolved"] = t0.Add(25 * time.Second)
+	got = observe([]string{"a", "b", "c"}, idOf, changes, first)
+	if got.direct != 7 || got.superseded != 2 || len(got.unsettled) != 0 || len(got.latencies) != 9 {
+		t.Errorf("after c resolved: direct %d, superseded %d, unsettled %v, %d latencies; want 7, 2, none, 9",
+			got.direct, got.superseded, got.unsettled, len(got.latencies))
+	}
+	if got.latencies[8] != 4*time.Second {
+		t.Errorf("c's acknowledgement: latency %v, want 4s (requested at 21 s, resolved seen at 25 s)", got.latencies[8])
 	}
 }
 

@@ -3,6 +3,7 @@ package pdsim_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -180,17 +181,36 @@ func TestFaultMatching(t *testing.T) {
 }
 
 func TestFaultLatencyRespectsClientContext(t *testing.T) {
-	sim, srv := newSim(t, pdsim.Options{})
+	sim := pdsim.New(pdsim.Options{})
+	require.NoError(t, sim.Load(pdsim.DemoSeed()))
 	sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: time.Hour})
+	// The client leaves only once its request is in the simulator's hands: leaving
+	// earlier would never reach the handler, and there would be nothing to log.
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	go func() {
+		select {
+		case <-arrived:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	_, err := pdClient(srv, acme).CreateServiceWithContext(ctx, pagerduty.Service{
 		Name: "slow", EscalationPolicy: pagerduty.EscalationPolicy{APIObject: pagerduty.APIObject{ID: "PACME01"}},
 	})
-	require.ErrorContains(t, err, "context deadline exceeded", "go-pagerduty flattens the cause into its message")
+	require.ErrorContains(t, err, "context canceled", "go-pagerduty flattens the cause into its message")
 
-	require.Eventually(t, func() bool { return len(sim.Requests()) == 1 }, 5*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return len(sim.Requests()) == 1 }, 10*time.Second, 5*time.Millisecond,
 		"the handler gives up when the client leaves")
 	assert.Equal(t, 0, sim.Requests()[0].Status)
 	assert.Empty(t, sim.Services("acme"))

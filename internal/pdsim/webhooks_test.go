@@ -97,8 +97,11 @@ func (h *hookReceiver) acceptedFor(resourceID string) []string {
 	return out
 }
 
+// fastWebhooks retries quickly, so that tests of retries finish at once, but gives
+// each attempt a long timeout: an attempt that timed out after the receiver had
+// recorded it would be sent again, and the tests count deliveries exactly.
 func fastWebhooks() pdsim.Options {
-	return pdsim.Options{Webhooks: pdsim.WebhookOptions{RetryInterval: 5 * time.Millisecond, MaxRetryInterval: 20 * time.Millisecond, Timeout: time.Second}}
+	return pdsim.Options{Webhooks: pdsim.WebhookOptions{RetryInterval: 5 * time.Millisecond, MaxRetryInterval: 20 * time.Millisecond, Timeout: 30 * time.Second}}
 }
 
 // routingKey creates a service with an Events API v2 integration and returns both.
@@ -131,7 +134,7 @@ func enqueue(t *testing.T, srv *httptest.Server, key, action, dedup string) (int
 
 func waitWebhooks(t *testing.T, sim *pdsim.Sim) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, sim.WaitWebhooks(ctx))
 }
