@@ -47,14 +47,29 @@ type cache struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	// epochs counts invalidations per service; a fetch that started before an
-	// invalidation stores its answer already expired, and callers after the
-	// invalidation never join it (the epoch is part of the single-flight key).
-	epochs map[string]uint64
+	// generation counts invalidations, and invalidated holds, per service, the
+	// generation of its last one. A fetch that began before an invalidation of the
+	// service its answer turns out to be about stores that answer already expired;
+	// callers after an invalidation of the service they name never join a fetch that
+	// began before it (the service's generation is part of the single-flight key).
+	generation  uint64
+	invalidated map[string]uint64
+
+	// afterCheck, when set, runs between a caller finding no fresh entry and joining
+	// or starting the fetch; tests use it to interleave other callers there.
+	afterCheck func()
 }
 
 func newCache(cfg Config, m *metrics) *cache {
-	return &cache{cfg: cfg, metrics: m, entries: map[string]*entry{}, epochs: map[string]uint64{}}
+	return &cache{cfg: cfg, metrics: m, entries: map[string]*entry{}, invalidated: map[string]uint64{}}
+}
+
+// flight is what one fetch hands every caller that joined it.
+type flight struct {
+	e *entry
+	// cached is true when the fetch was not needed: another one had stored a fresh
+	// answer after the callers found none.
+	cached bool
 }
 
 // get answers key from the cache or from fetch. serviceID names the service the
@@ -67,22 +82,24 @@ func (c *cache) get(ctx context.Context, route, key, serviceID string, fetch fun
 
 	c.mu.Lock()
 	e := c.entries[key]
-	epoch := c.epochs[serviceID]
+	invalidated := c.invalidated[serviceID]
 	c.mu.Unlock()
 	if e != nil && now.Before(e.fresh) {
-		if e.err == nil {
-			c.metrics.result(route, "hit")
-			return e.val, Meta{FetchedAt: e.fetchedAt}, nil
-		}
-		if v, m, ok := c.stale(e, e.err, now); ok {
-			c.metrics.result(route, "stale")
-			return v, m, nil
-		}
-		c.metrics.result(route, "error")
-		return nil, Meta{}, e.err
+		return c.answer(route, "hit", e, now)
+	}
+	if c.afterCheck != nil {
+		c.afterCheck()
 	}
 
-	ch := c.group.DoChan(key+"#"+strconv.FormatUint(epoch, 10), func() (any, error) {
+	ch := c.group.DoChan(key+"#"+strconv.FormatUint(invalidated, 10), func() (any, error) {
+		// Another fetch of key may have stored its answer and left the single flight
+		// since this caller looked: that answer is fresh (an invalidation since would
+		// have expired it), and fetching again would cost PagerDuty a second call in
+		// one cache period.
+		e, began := c.fresh(key)
+		if e != nil {
+			return flight{e: e, cached: true}, nil
+		}
 		c.metrics.fetches.WithLabelValues(route).Inc()
 		// The fetch belongs to every caller that joins it, so the first caller
 		// leaving must not cancel it; it has its own deadline.
@@ -92,23 +109,20 @@ func (c *cache) get(ctx context.Context, route, key, serviceID string, fetch fun
 		if sid == "" {
 			sid = serviceID
 		}
-		return v, c.store(key, sid, epoch, v, err)
+		return flight{e: c.store(key, sid, began, v, err)}, nil
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			c.mu.Lock()
-			e := c.entries[key]
-			c.mu.Unlock()
-			if v, m, ok := c.stale(e, r.Err, c.cfg.Now()); ok {
-				c.metrics.result(route, "stale")
-				return v, m, nil
-			}
 			c.metrics.result(route, "error")
 			return nil, Meta{}, r.Err
 		}
-		c.metrics.result(route, "miss")
-		return r.Val, Meta{FetchedAt: now}, nil
+		f := r.Val.(flight)
+		result := "miss"
+		if f.cached {
+			result = "hit"
+		}
+		return c.answer(route, result, f.e, c.cfg.Now())
 	case <-ctx.Done():
 		c.mu.Lock()
 		e := c.entries[key]
@@ -123,6 +137,34 @@ func (c *cache) get(ctx context.Context, route, key, serviceID string, fetch fun
 	}
 }
 
+// fresh returns the entry of key when it still answers without a fetch, else nil, and
+// the generation of invalidations it looked at.
+func (c *cache) fresh(key string) (*entry, uint64) {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	e, generation := c.entries[key], c.generation
+	c.mu.Unlock()
+	if e != nil && now.Before(e.fresh) {
+		return e, generation
+	}
+	return nil, generation
+}
+
+// answer serves e: its answer (counted as result), or when it records a failure, its
+// last good answer flagged stale if that may be served, else the failure.
+func (c *cache) answer(route, result string, e *entry, now time.Time) (any, Meta, error) {
+	if e.err == nil {
+		c.metrics.result(route, result)
+		return e.val, Meta{FetchedAt: e.fetchedAt}, nil
+	}
+	if v, m, ok := c.stale(e, e.err, now); ok {
+		c.metrics.result(route, "stale")
+		return v, m, nil
+	}
+	c.metrics.result(route, "error")
+	return nil, Meta{}, e.err
+}
+
 // stale returns e's last good answer when err says PagerDuty is failing (not that the
 // object is gone or the call is refused) and the answer is recent enough.
 func (c *cache) stale(e *entry, err error, now time.Time) (any, Meta, bool) {
@@ -135,8 +177,9 @@ func (c *cache) stale(e *entry, err error, now time.Time) (any, Meta, bool) {
 	return e.val, Meta{Stale: true, FetchedAt: e.fetchedAt}, true
 }
 
-// store records a fetch's outcome and returns err unchanged.
-func (c *cache) store(key, serviceID string, epoch uint64, v any, err error) error {
+// store records the outcome of a fetch that began at generation began and returns the
+// entry now holding it.
+func (c *cache) store(key, serviceID string, began uint64, v any, err error) *entry {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,10 +197,10 @@ func (c *cache) store(key, serviceID string, epoch uint64, v any, err error) err
 	} else {
 		e.val, e.fetchedAt, e.err, e.fresh = v, now, nil, now.Add(c.cfg.TTL)
 	}
-	if c.epochs[serviceID] != epoch {
+	if c.invalidated[serviceID] > began {
 		e.fresh = time.Time{}
 	}
-	return err
+	return e
 }
 
 // maxEntries bounds the cache; past it, entries too old to be served stale go.
@@ -176,7 +219,8 @@ func (c *cache) sweep(now time.Time) {
 func (c *cache) invalidate(serviceID string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.epochs[serviceID]++
+	c.generation++
+	c.invalidated[serviceID] = c.generation
 	n := 0
 	for k, e := range c.entries {
 		if e.serviceID == serviceID {

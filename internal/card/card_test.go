@@ -3,12 +3,14 @@ package card_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +130,107 @@ func TestCallerLeavingDoesNotCancelTheSharedFetch(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, <-first)
 	assert.Equal(t, 1, sim.Count(http.MethodGet, "/services/PSVC001"))
+}
+
+// newClock is a Config.Now source that moves only when told to.
+func newClock() *clockwork.FakeClock {
+	return clockwork.NewFakeClockAt(time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC))
+}
+
+// TestAnswerStoredMeanwhileIsNotFetchedAgain: a reader that found the entry expired,
+// and whose key's fetch finished and stored a fresh answer before the reader joined
+// it, is answered from that entry instead of asking PagerDuty a second time in one
+// cache period; unless the service was invalidated in between.
+func TestAnswerStoredMeanwhileIsNotFetchedAgain(t *testing.T) {
+	for _, invalidate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("invalidated meanwhile %v", invalidate), func(t *testing.T) {
+			clk := newClock()
+			cards, sim := setup(t, card.Config{TTL: time.Minute, Now: clk.Now})
+			ctx := context.Background()
+			_, _, err := cards.Service(ctx, "", "PSVC001")
+			require.NoError(t, err)
+			clk.Advance(2 * time.Minute)
+
+			// The outer read finds the entry expired; before it joins a fetch, the
+			// inner read fetches and stores a fresh answer, and its fetch ends.
+			checks := 0
+			card.SetAfterCheck(cards, func() {
+				checks++
+				if checks > 1 {
+					return
+				}
+				_, _, err := cards.Service(ctx, "", "PSVC001")
+				require.NoError(t, err)
+				require.Equal(t, 2, sim.Count(http.MethodGet, "/services/PSVC001"), "the inner read fetched")
+				if invalidate {
+					cards.Invalidate("PSVC001")
+				}
+			})
+			svc, _, err := cards.Service(ctx, "", "PSVC001")
+			require.NoError(t, err)
+			assert.Contains(t, string(svc), "PSVC001")
+			require.Equal(t, 2, checks, "the inner read ran while the outer one was between its check and the fetch")
+			want := 2
+			if invalidate {
+				want = 3
+			}
+			assert.Equal(t, want, sim.Count(http.MethodGet, "/services/PSVC001"))
+
+			_, _, err = cards.Service(ctx, "", "PSVC001")
+			require.NoError(t, err)
+			assert.Equal(t, want, sim.Count(http.MethodGet, "/services/PSVC001"), "the answer is cached")
+		})
+	}
+}
+
+// TestLookupByIntegrationKeyCachedAfterItsServiceChanged: a lookup by integration key
+// learns its service from the answer; after that service was invalidated (here by
+// creating the integration), the next lookup is cached for the TTL again, and a later
+// invalidation of the service expires it.
+func TestLookupByIntegrationKeyCachedAfterItsServiceChanged(t *testing.T) {
+	cards, sim := setup(t, card.Config{TTL: time.Hour})
+	ctx := context.Background()
+	integrationKey, err := cards.EnsureIntegration(ctx, "", "PSVC001", pagerduty.VendorBackstage)
+	require.NoError(t, err)
+	lookups := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if r.Method == http.MethodGet && r.Path == "/services" {
+				n++
+			}
+		}
+		return n
+	}
+	for range 3 {
+		svc, _, err := cards.ServiceByIntegrationKey(ctx, "", integrationKey)
+		require.NoError(t, err)
+		require.Contains(t, string(svc), "PSVC001")
+	}
+	assert.Equal(t, 1, lookups(), "cached within the TTL")
+
+	cards.Invalidate("PSVC001")
+	for range 2 {
+		_, _, err := cards.ServiceByIntegrationKey(ctx, "", integrationKey)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 2, lookups(), "expired by the invalidation, then cached again")
+}
+
+// TestStaleAnswerWhenTheDeadlinePasses: when PagerDuty does not answer within
+// Config.Deadline, the last good answer is served, flagged stale.
+func TestStaleAnswerWhenTheDeadlinePasses(t *testing.T) {
+	clk := newClock()
+	cards, sim := setup(t, card.Config{TTL: time.Minute, Now: clk.Now})
+	ctx := context.Background()
+	// Warmed under the default deadline, so that a slow machine cannot fail it.
+	first, _, err := cards.Service(ctx, "", "PSVC001")
+	require.NoError(t, err)
+
+	card.SetDeadline(cards, 100*time.Millisecond)
+	clk.Advance(2 * time.Minute)
+	sim.InjectFault(pdsim.Fault{Kind: pdsim.FaultLatency, Latency: time.Minute, PathPrefix: "/services/PSVC001"})
+	got, meta, err := cards.Service(ctx, "", "PSVC001")
+	require.NoError(t, err)
+	assert.True(t, meta.Stale)
+	assert.JSONEq(t, string(first), string(got))
 }

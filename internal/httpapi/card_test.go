@@ -13,9 +13,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -114,6 +116,8 @@ type envOptions struct {
 	readOnly bool
 	// simRateLimit is the simulator's limit per account per minute (0: PagerDuty's 960).
 	simRateLimit int
+	// front, when set, wraps the card API's handler.
+	front func(http.Handler) http.Handler
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -122,7 +126,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	sim := pdsim.New(pdsim.Options{Seed: 7, RateLimit: o.simRateLimit})
 	require.NoError(t, sim.Load(cardSeed()))
 	simSrv := httptest.NewServer(sim)
-	t.Cleanup(simSrv.Close)
+	t.Cleanup(func() {
+		// Fetches outlive the reads that started them; closing their connections
+		// ends them instead of waiting for the simulator's injected latency.
+		simSrv.CloseClientConnections()
+		simSrv.Close()
+	})
 
 	accounts, err := pagerduty.NewAccounts([]pagerduty.AccountConfig{
 		{ID: "default", Default: true, APIURL: simSrv.URL, EventsURL: simSrv.URL, Token: secret.Value("pd-default")},
@@ -138,6 +147,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Tokens: []secret.Value{staticToken}, Backstage: verifier}, log)
 	h := httpapi.CORS([]string{appOrigin}, httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ReadOnly: o.readOnly},
 		httpapi.Deps{Auth: auth, Card: cards, Gatherer: prometheus.NewRegistry()}, log))
+	if o.front != nil {
+		h = o.front(h)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{sim: sim, simURL: simSrv.URL, backstage: bs, cards: cards, url: srv.URL}
@@ -471,11 +483,28 @@ func TestPagerDutyFailingEveryRouteAnswers(t *testing.T) {
 				}
 			})
 			t.Run("warm cache serves stale", func(t *testing.T) {
-				e := newEnv(t, envOptions{cache: card.Config{Deadline: deadline, TTL: time.Millisecond, ErrorTTL: time.Millisecond}})
+				// The cache is warmed under the default deadline, so that a slow
+				// machine cannot fail the warm-up; once PagerDuty fails, every
+				// request carries the short deadline, which bounds the read as
+				// Config.Deadline does (card's TestStaleAnswerWhenTheDeadlinePasses
+				// covers that one).
+				var faulted atomic.Bool
+				clock := clockwork.NewFakeClockAt(time.Now())
+				e := newEnv(t, envOptions{cache: card.Config{Now: clock.Now}, front: func(next http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if faulted.Load() {
+							ctx, cancel := context.WithTimeout(r.Context(), deadline)
+							defer cancel()
+							r = r.WithContext(ctx)
+						}
+						next.ServeHTTP(w, r)
+					})
+				}})
 				for _, p := range routes {
 					require.Equal(t, http.StatusOK, e.do(t, http.MethodGet, p, staticToken, "").status, p)
 				}
-				time.Sleep(5 * time.Millisecond) // let the 1 ms TTL pass
+				clock.Advance(card.DefaultTTL + time.Second)
+				faulted.Store(true)
 				e.sim.InjectFault(f.fault)
 				for _, p := range routes {
 					began := time.Now()

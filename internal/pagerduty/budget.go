@@ -3,6 +3,7 @@ package pagerduty
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,11 +22,20 @@ import (
 // interval of exactly W may hold 2). The price is a sustained rate of N−burst per window
 // (885/min at the default 900, 98.3%), bought to allow short bursts of a second's worth
 // of requests without ever crossing PagerDuty's per-minute limit (960/min). "Start" is
-// the moment the budget grants the attempt; the server sees it later by the network
-// latency, which may bunch arrivals by that much.
+// the moment the budget grants the attempt (the time its reservation allows); the
+// server sees it later by the scheduling and network latency, which may bunch arrivals
+// by that much.
 type budget struct {
 	lim  *rate.Limiter
 	wait prometheus.Counter
+	// mu hands the limiter reservations and cancellations in the order of the times
+	// they carry: the limiter measures refill from the time of the previous call, so
+	// a call carrying an earlier time than the one before it (a caller preempted
+	// between reading the clock and reaching the limiter) would count that stretch
+	// of refill twice and grant more than the budget.
+	mu sync.Mutex
+	// granted, when set, is told the time of every grant.
+	granted func(time.Time)
 }
 
 func newBudget(perWindow int, window time.Duration, wait prometheus.Counter) *budget {
@@ -48,13 +58,17 @@ func (e *budgetError) Error() string {
 // *budgetError, when the grant would come after ctx's deadline, and returns ctx.Err()
 // when ctx ends while waiting; in both cases the reservation is returned to the bucket.
 func (b *budget) take(ctx context.Context) error {
-	r := b.lim.Reserve()
-	d := r.Delay()
+	b.mu.Lock()
+	now := time.Now()
+	r := b.lim.ReserveN(now, 1)
+	b.mu.Unlock()
+	d := r.DelayFrom(now)
 	if d == 0 {
+		b.grant(now)
 		return nil
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		r.Cancel()
+		b.cancel(r)
 		return &budgetError{wait: d}
 	}
 	start := time.Now()
@@ -63,10 +77,25 @@ func (b *budget) take(ctx context.Context) error {
 	select {
 	case <-t.C:
 		b.wait.Add(d.Seconds())
+		b.grant(now.Add(d))
 		return nil
 	case <-ctx.Done():
-		r.Cancel()
+		b.cancel(r)
 		b.wait.Add(time.Since(start).Seconds())
 		return ctx.Err()
+	}
+}
+
+// cancel returns r's token to the bucket.
+func (b *budget) cancel(r *rate.Reservation) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r.CancelAt(time.Now())
+}
+
+// grant reports a grant at t to b.granted.
+func (b *budget) grant(t time.Time) {
+	if b.granted != nil {
+		b.granted(t)
 	}
 }

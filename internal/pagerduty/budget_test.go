@@ -18,10 +18,13 @@ import (
 )
 
 // TestBudgetBoundsEveryWindow sends concurrent calls, some of which are retried after a
-// 503, through a budget of 10 requests per (shortened) 1-second window, and checks on
-// the server side that no window of that length ever saw more than 10 requests. The
-// budget grants 10 starts at the earliest 1.11 s apart (burst 1, refill 9 per window),
-// which leaves 110 ms for delivery jitter between grant and arrival.
+// 503, through a budget of 10 requests per (shortened) 1-second window, and checks that
+// no window of that length ever holds more than 10 of the budget's grants (it grants 10
+// at the earliest 1.11 s apart: burst 1, refill 9 per window), and that every request
+// the server saw, retries included, was granted. The server's arrival times are not
+// held to the window: scheduling and network delays between a grant and its arrival
+// are outside the budget's control and may bunch arrivals by any amount on a busy
+// machine.
 func TestBudgetBoundsEveryWindow(t *testing.T) {
 	const (
 		perWindow = 10
@@ -29,11 +32,12 @@ func TestBudgetBoundsEveryWindow(t *testing.T) {
 		calls     = 20
 	)
 	var mu sync.Mutex
-	var arrivals []time.Time
+	var arrivals int
+	var granted []time.Time
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		arrivals = append(arrivals, time.Now())
-		n := len(arrivals)
+		arrivals++
+		n := arrivals
 		mu.Unlock()
 		if n%4 == 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -45,6 +49,11 @@ func TestBudgetBoundsEveryWindow(t *testing.T) {
 		o.RateWindow = window
 		o.RateLimit = perWindow
 		o.CallTimeout = 30 * time.Second
+	})
+	f.client.OnBudgetGrant(func(at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		granted = append(granted, at)
 	})
 
 	var wg sync.WaitGroup
@@ -60,20 +69,21 @@ func TestBudgetBoundsEveryWindow(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].Before(arrivals[j]) })
-	require.Greater(t, len(arrivals), 2*perWindow, "enough traffic to span several windows")
+	require.Greater(t, arrivals, 2*perWindow, "enough traffic to span several windows")
+	assert.Equal(t, arrivals, len(granted), "every request, retries included, went through the budget")
+	sort.Slice(granted, func(i, j int) bool { return granted[i].Before(granted[j]) })
 	maxInWindow := 0
-	for i, start := range arrivals {
+	for i, start := range granted {
 		n := 0
-		for _, at := range arrivals[i:] {
-			if at.Sub(start) >= window {
+		for _, at := range granted[i:] {
+			if at.Sub(start) > window {
 				break
 			}
 			n++
 		}
 		maxInWindow = max(maxInWindow, n)
 	}
-	assert.LessOrEqual(t, maxInWindow, perWindow, "requests in the busiest %s window", window)
+	assert.LessOrEqual(t, maxInWindow, perWindow, "grants in the busiest closed %s window", window)
 	assert.Positive(t, metricValue(t, f.reg, "pdworker_pagerduty_ratelimit_wait_seconds_total", map[string]string{"account": "acme"}),
 		"calls were paced by the budget")
 	assert.Positive(t, metricValue(t, f.reg, "pdworker_pagerduty_retries_total", map[string]string{"reason": "server_error"}),

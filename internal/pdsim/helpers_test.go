@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pagerduty "github.com/PagerDuty/go-pagerduty"
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pdworker/pdworker/internal/pdsim"
@@ -30,7 +30,7 @@ func newSim(t *testing.T, opts pdsim.Options) (*pdsim.Sim, *httptest.Server) {
 }
 
 // newSimAt is newSim with a settable clock (nil: real time).
-func newSimAt(t *testing.T, opts pdsim.Options, clk *clock) (*pdsim.Sim, *httptest.Server) {
+func newSimAt(t *testing.T, opts pdsim.Options, clk *clockwork.FakeClock) (*pdsim.Sim, *httptest.Server) {
 	t.Helper()
 	sim := pdsim.New(opts)
 	if clk != nil {
@@ -110,24 +110,9 @@ func createService(t *testing.T, c *pagerduty.Client, name string) *pagerduty.Se
 	return svc
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newClock is a settable time source for the simulator.
+func newClock() *clockwork.FakeClock {
+	return clockwork.NewFakeClockAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // newServer serves an already loaded simulator.
