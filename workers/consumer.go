@@ -38,6 +38,9 @@ const (
 	maxResumeDelay = 30 * time.Second
 	// pullExpiry is how long one pull request waits on the server for messages.
 	pullExpiry = 10 * time.Second
+	// repullAfter is how long the first wait for the next message lasts before the
+	// wait is started again, which sends a pull request the client skipped (see next).
+	repullAfter = 100 * time.Millisecond
 	// maxRememberedErrors bounds the memory of last errors used to log retries once.
 	maxRememberedErrors = 10000
 )
@@ -286,7 +289,7 @@ func (c *Consumer) pump(ctx, work context.Context, cons jetstream.Consumer, sem 
 		// Messages buffered while every slot was busy may have used up part of their
 		// AckWait already; such a message gets a heartbeat before its handler starts.
 		stale := time.Since(waitStart) > heartbeatEvery
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := next(ctx, it)
 		if err != nil {
 			<-sem
 			if ctx.Err() != nil {
@@ -301,6 +304,27 @@ func (c *Consumer) pump(ctx, work context.Context, cons jetstream.Consumer, sem 
 			c.process(work, msg, stale)
 		})
 	}
+}
+
+// next waits for the next message of it until ctx is done.
+//
+// The client sends a new pull request only when Next starts (and when a status or
+// heartbeat arrives), and skips it while it is still publishing the previous request.
+// A fast handler can bring the pump back to Next within that moment: the request is
+// skipped, none is open on the server, nothing arrives to make Next look again, and the
+// consumer would sit idle with messages waiting until the client's missing-heartbeat
+// check (twice the idle heartbeat, 10 s) pulls again. So the first wait is short, and a
+// second Next sends the skipped request; a Next that returns on its context changes
+// nothing in the client's pull accounting, and the second Next still has the
+// missing-heartbeat check for a pull request lost on the server.
+func next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	first, cancel := context.WithTimeout(ctx, repullAfter)
+	msg, err := it.Next(jetstream.NextContext(first))
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return msg, err
+	}
+	return it.Next(jetstream.NextContext(ctx))
 }
 
 // handBack stops the subscription and naks the messages it had buffered but not

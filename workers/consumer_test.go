@@ -202,7 +202,10 @@ func TestRetryThenSuccess(t *testing.T) {
 	assert.Equal(t, uint64(2), seen[1].NumDelivered)
 	assert.Equal(t, seen[0].StreamSeq, seen[1].StreamSeq)
 	assert.Empty(t, deadLetters(t, js))
-	assert.Equal(t, 1.0, metricValue(t, reg, "pdworker_messages_total", "outcome", "retried"))
+	// The retry is counted once its nak is sent, which can be after the redelivery.
+	require.Eventually(t, func() bool {
+		return metricValue(t, reg, "pdworker_messages_total", "outcome", "retried") == 1
+	}, eventually, tick)
 	assert.Equal(t, 1.0, metricValue(t, reg, "pdworker_redeliveries_total"))
 }
 
@@ -344,6 +347,52 @@ func TestPanicDeadLettersAndConsumerKeepsGoing(t *testing.T) {
 	assert.Equal(t, "fine", string(seen[1].Data))
 }
 
+// A consumer with one handler slot works through a backlog of fast messages (acked
+// and dead-lettered) without ever sitting idle while messages wait: a pull request
+// the client skips because it is still publishing the previous one is sent again at
+// once, not only when the client's missing-heartbeat check fires 10 s later.
+func TestSingleSlotConsumerNeverIdlesWithMessagesWaiting(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	const (
+		n = 2000
+		// stall is far longer than handling one message takes on any machine, and
+		// shorter than the missing-heartbeat check (twice the 5 s idle heartbeat).
+		stall = 9 * time.Second
+	)
+	handled := make(chan struct{}, n)
+	cfg := testConfig()
+	cfg.Concurrency = 1
+	// Dead letters are logged at Error; the log is left out here.
+	c, err := workers.NewConsumer(js, cfg, func(ctx context.Context, m *workers.Message) error {
+		handled <- struct{}{}
+		if m.StreamSeq%2 == 0 {
+			return workers.Permanent(errors.New("decode job: not a job"))
+		}
+		return nil
+	}, nil, zerolog.Nop())
+	require.NoError(t, err)
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = "msg-" + strconv.Itoa(i)
+	}
+	publish(t, js, msgs...)
+	run(t, c)
+
+	for i := range n {
+		select {
+		case <-handled:
+		case <-time.After(stall):
+			t.Fatalf("no message handled for %s after %d of %d, with %d still waiting", stall, i, n, n-i)
+		}
+	}
+	require.Eventually(t, func() bool { return streamMsgs(t, js) == 0 }, eventually, tick)
+	dl, err := js.Stream(context.Background(), events.StreamDeadLetter)
+	require.NoError(t, err)
+	info, err := dl.Info(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(n/2), info.State.Msgs, "every other message is dead-lettered")
+}
+
 func TestConsumersShareADurable(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	const n = 500
@@ -365,6 +414,16 @@ func TestConsumersShareADurable(t *testing.T) {
 		}, nil)
 		run(t, c)
 	}
+	// Messages go to the pull requests waiting when they arrive: publish only once
+	// both instances have asked for messages, or the first could take them all.
+	require.Eventually(t, func() bool {
+		c, err := js.Consumer(context.Background(), events.StreamScaffolderJobs, testDurable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumWaiting >= 2
+	}, eventually, tick, "both instances are pulling")
 
 	msgs := make([]string, n)
 	for i := range msgs {

@@ -41,6 +41,17 @@ func TestCatalogMessages(t *testing.T) {
 		h.Handle, workers.NewMetrics(nil), zerolog.Nop())
 	require.NoError(t, err)
 	go func() { _ = cons.Run(ctx) }()
+	// done reports that every message published so far has been handled and settled:
+	// a handler marks an entity after storing it, and its message is acknowledged only
+	// once the handler has returned.
+	done := func() bool {
+		c, err := js.Consumer(ctx, events.StreamCatalog, "test-catalog")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}
 
 	bad := []struct{ name, subject, body, reason string }{
 		{"invalid JSON", events.SubjectCatalogUpserted, `{"entity":`, "not valid JSON"},
@@ -67,6 +78,7 @@ func TestCatalogMessages(t *testing.T) {
 	assert.Equal(t, "PCHK001", e.ServiceID)
 	assert.Equal(t, "acme", e.Account)
 	assert.Equal(t, []string{"component:shop/payments", "resource:default/db"}, e.DependsOn)
+	require.Eventually(t, done, 10*time.Second, 20*time.Millisecond, "every message is settled")
 	mu.Lock()
 	assert.Equal(t, []string{"component:shop/checkout"}, marked)
 	mu.Unlock()
@@ -81,6 +93,7 @@ func TestCatalogMessages(t *testing.T) {
 		e, err := store.Entity(ctx, "component:shop/checkout")
 		return err == nil && e != nil && len(e.DependsOn) == 1
 	}, 10*time.Second, 20*time.Millisecond, "the change is stored")
+	require.Eventually(t, done, 10*time.Second, 20*time.Millisecond, "every message is settled")
 	mu.Lock()
 	assert.Equal(t, []string{"component:shop/checkout", "component:shop/checkout"}, marked)
 	mu.Unlock()
