@@ -36,11 +36,18 @@ const (
 	settleTimeout = 30 * time.Second
 )
 
-// lifecycle is the order of each incident's changes; the live view never moves an
-// incident back along it.
-var lifecycle = []struct{ action, status string }{
-	{"trigger", pdsim.IncidentTriggered}, {"acknowledge", pdsim.IncidentAcknowledged}, {"resolve", pdsim.IncidentResolved},
+// lifecycleStep is one change of an incident: the Events API action and the state it
+// leads to.
+type lifecycleStep struct{ action, status string }
+
+// lifecycle returns the order of each incident's changes; the live view never moves
+// an incident back along it. It ends in finalStatus.
+func lifecycle() [3]lifecycleStep {
+	return [3]lifecycleStep{{"trigger", pdsim.IncidentTriggered}, {"acknowledge", pdsim.IncidentAcknowledged}, {"resolve", finalStatus}}
 }
+
+// finalStatus is the state each incident ends in.
+const finalStatus = pdsim.IncidentResolved
 
 // endToEnd measures how long an incident state change in the simulator takes to show
 // in the live view: Events API → simulator → signed webhook → receiver → JetStream →
@@ -138,7 +145,7 @@ func endToEnd(ctx context.Context, o options, out io.Writer) error {
 		dedup := fmt.Sprintf("e2e-%06d", i)
 		dedups = append(dedups, dedup)
 		wg.Go(func() {
-			for j, step := range lifecycle {
+			for j, step := range lifecycle() {
 				if j > 0 {
 					time.Sleep(stepGap)
 				}
@@ -168,7 +175,7 @@ func endToEnd(ctx context.Context, o options, out io.Writer) error {
 	for _, inc := range sim.Incidents(e2eAccount) {
 		idOf[inc.IncidentKey] = inc.ID
 	}
-	want := len(lifecycle) * n
+	want := len(lifecycle()) * n
 	var obs observation
 	deadline := time.NewTimer(settleTimeout)
 	defer deadline.Stop()
@@ -197,7 +204,7 @@ wait:
 	fmt.Fprintf(out, "| %s | %s | %s |\n\n", ms(r.percentile(0.50)), ms(r.percentile(0.99)), ms(r.percentile(1)))
 	if len(obs.unsettled) > 0 {
 		return fmt.Errorf("%d of %d incidents did not reach their final state (%s) in the live view within %s (first: %s); %d of %d changes observed",
-			len(obs.unsettled), n, lifecycle[len(lifecycle)-1].status, settleTimeout, obs.unsettled[0], len(obs.latencies), want)
+			len(obs.unsettled), n, finalStatus, settleTimeout, obs.unsettled[0], len(obs.latencies), want)
 	}
 	return nil
 }
@@ -221,17 +228,17 @@ type observation struct {
 // each incident state (incident id/status) in the live view.
 func observe(dedups []string, idOf map[string]string, changes *changeLog, first map[string]time.Time) observation {
 	var o observation
-	final := lifecycle[len(lifecycle)-1].status
+	steps := lifecycle()
 	for _, dedup := range dedups {
 		id, ok := idOf[dedup]
 		if !ok {
 			o.unsettled = append(o.unsettled, dedup)
 			continue
 		}
-		if _, ok := first[id+"/"+final]; !ok {
+		if _, ok := first[id+"/"+finalStatus]; !ok {
 			o.unsettled = append(o.unsettled, dedup)
 		}
-		for j, step := range lifecycle {
+		for j, step := range steps {
 			at, ok := changes.get(dedup + "/" + step.status)
 			if !ok {
 				continue
@@ -239,7 +246,7 @@ func observe(dedups []string, idOf map[string]string, changes *changeLog, first 
 			// The view never moves back, so the earliest sight among this state
 			// and the later ones is when this change became visible.
 			var seenAt time.Time
-			for _, later := range lifecycle[j:] {
+			for _, later := range steps[j:] {
 				if t, ok := first[id+"/"+later.status]; ok && (seenAt.IsZero() || t.Before(seenAt)) {
 					seenAt = t
 				}

@@ -58,7 +58,7 @@ func TestObserveCountsLaterStates(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	changes := &changeLog{at: map[string]time.Time{}}
 	for i, dedup := range []string{"a", "b", "c"} {
-		for j, step := range lifecycle {
+		for j, step := range lifecycle() {
 			changes.note(dedup+"/"+step.status, t0.Add(time.Duration(10*i+j)*time.Second))
 		}
 	}

@@ -75,22 +75,14 @@ func (h *hookReceiver) deliveries() []hookDelivery {
 }
 
 // accepted returns the event types of deliveries answered 2xx, in arrival order.
-func (h *hookReceiver) accepted() []string {
-	var out []string
-	for _, d := range h.deliveries() {
-		if d.Status < 300 {
-			out = append(out, d.Type)
-		}
-	}
-	return out
-}
+func (h *hookReceiver) accepted() []string { return h.acceptedFor("") }
 
-// acceptedFor returns the event types of deliveries about one resource answered
-// 2xx, in arrival order: the simulator orders deliveries per resource only.
+// acceptedFor returns the event types of deliveries about one resource ("": any)
+// answered 2xx, in arrival order: the simulator orders deliveries per resource only.
 func (h *hookReceiver) acceptedFor(resourceID string) []string {
 	var out []string
 	for _, d := range h.deliveries() {
-		if d.Status < 300 && d.ResourceID == resourceID {
+		if d.Status < 300 && (resourceID == "" || d.ResourceID == resourceID) {
 			out = append(out, d.Type)
 		}
 	}
