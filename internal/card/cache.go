@@ -113,10 +113,7 @@ func (c *cache) get(ctx context.Context, route, key, serviceID string, fetch fun
 	})
 	select {
 	case r := <-ch:
-		if r.Err != nil {
-			c.metrics.result(route, "error")
-			return nil, Meta{}, r.Err
-		}
+		// The flight never fails: a failed fetch is an entry too, served by answer.
 		f := r.Val.(flight)
 		result := "miss"
 		if f.cached {

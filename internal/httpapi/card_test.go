@@ -23,10 +23,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pdworker/pdworker/events/natstest"
 	"github.com/pdworker/pdworker/internal/backstageauth"
 	"github.com/pdworker/pdworker/internal/backstageauth/backstagetest"
 	"github.com/pdworker/pdworker/internal/card"
 	"github.com/pdworker/pdworker/internal/httpapi"
+	"github.com/pdworker/pdworker/internal/mapping"
 	"github.com/pdworker/pdworker/internal/pagerduty"
 	"github.com/pdworker/pdworker/internal/pdsim"
 	"github.com/pdworker/pdworker/internal/secret"
@@ -118,6 +120,9 @@ type envOptions struct {
 	simRateLimit int
 	// front, when set, wraps the card API's handler.
 	front func(http.Handler) http.Handler
+	// mapping serves the mapping routes too, over a mapping store in an embedded
+	// JetStream.
+	mapping bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -145,8 +150,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 
 	cards := card.New(accounts, nil, o.cache, nil, log)
 	auth := httpapi.NewAuthenticator(httpapi.AuthConfig{Tokens: []secret.Value{staticToken}, Backstage: verifier}, log)
-	h := httpapi.CORS([]string{appOrigin}, httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ReadOnly: o.readOnly},
-		httpapi.Deps{Auth: auth, Card: cards, Gatherer: prometheus.NewRegistry()}, log))
+	deps := httpapi.Deps{Auth: auth, Card: cards, Gatherer: prometheus.NewRegistry()}
+	if o.mapping {
+		_, _, js := natstest.Start(t)
+		store, err := mapping.NewStore(context.Background(), js)
+		require.NoError(t, err)
+		deps.Mapping = httpapi.MappingDeps{Store: store, Accounts: accounts}
+	}
+	h := httpapi.CORS([]string{appOrigin}, httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ReadOnly: o.readOnly}, deps, log))
 	if o.front != nil {
 		h = o.front(h)
 	}

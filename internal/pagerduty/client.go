@@ -52,6 +52,8 @@ type Client struct {
 	pd        *gopd.Client
 	http      *http.Client
 	redact    func(string) string
+	// budget paces every attempt of the account, retries and token fetches included.
+	budget *budget
 }
 
 // newClient assembles the transport stack described in the package documentation.
@@ -60,10 +62,11 @@ func newClient(cfg AccountConfig, opts Options, m *metrics, log zerolog.Logger) 
 	if u, err := url.Parse(cfg.APIURL); err == nil {
 		basePath, apiHost = strings.TrimRight(u.Path, "/"), u.Scheme+"://"+u.Host
 	}
+	budget := newBudget(opts.RateLimit, opts.RateWindow, m.wait.WithLabelValues(cfg.ID))
 	attempt := &attemptTransport{
 		account:  cfg.ID,
 		basePath: basePath,
-		budget:   newBudget(opts.RateLimit, opts.RateWindow, m.wait.WithLabelValues(cfg.ID)),
+		budget:   budget,
 		metrics:  m,
 		next:     opts.Transport,
 	}
@@ -107,6 +110,7 @@ func newClient(cfg AccountConfig, opts Options, m *metrics, log zerolog.Logger) 
 		pd:        pd,
 		http:      std,
 		redact:    redactor(secrets, auth.oauth),
+		budget:    budget,
 	}
 }
 
