@@ -321,7 +321,7 @@ func next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, err
 	first, cancel := context.WithTimeout(ctx, repullAfter)
 	msg, err := it.Next(jetstream.NextContext(first))
 	cancel()
-	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		return msg, err
 	}
 	return it.Next(jetstream.NextContext(ctx))

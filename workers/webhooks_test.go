@@ -431,8 +431,10 @@ func shrinkDuplicateWindow(t testing.TB, js jetstream.JetStream) {
 	s, err := js.Stream(ctx, events.StreamPagerDutyWebhooks)
 	require.NoError(t, err)
 	// A probe with its own id (an event type the worker skips) tells when the server
-	// has forgotten the ids of the old window; each stored probe is deleted again.
-	probe := func() *jetstream.PubAck {
+	// has forgotten the ids of the old window; each stored probe is deleted again. It
+	// reports to t, which is the condition's own collector while polling: a failing
+	// require in Eventually's goroutine would leave Eventually waiting its full time.
+	probe := func(t require.TestingT) *jetstream.PubAck {
 		msg := nats.NewMsg(events.WebhookSubject("pdworker.probe"))
 		msg.Header.Set(nats.MsgIdHdr, "duplicate-window-probe")
 		msg.Data = []byte(`{"event":{"id":"probe","event_type":"pdworker.probe","resource_type":"pdworker","occurred_at":"2026-01-01T00:00:00Z"}}`)
@@ -443,14 +445,14 @@ func shrinkDuplicateWindow(t testing.TB, js jetstream.JetStream) {
 		}
 		return ack
 	}
-	require.False(t, probe().Duplicate)
+	require.False(t, probe(t).Duplicate)
 	// A change of the window makes the server purge old ids at once, but that purge
 	// can still run under the window before the change and then not run again until
 	// that window has passed. Changing the window twice makes the purge after the
 	// second change run under a short window whatever the timing.
 	setDuplicateWindow(t, js, 200*time.Millisecond)
 	setDuplicateWindow(t, js, 100*time.Millisecond)
-	require.Eventually(t, func() bool { return !probe().Duplicate }, 3*time.Minute, 50*time.Millisecond,
+	require.EventuallyWithT(t, func(c *assert.CollectT) { assert.False(c, probe(c).Duplicate) }, 3*time.Minute, 50*time.Millisecond,
 		"the server forgets the ids of the old duplicate window")
 }
 

@@ -416,7 +416,8 @@ func parse(raw json.RawMessage) (listed, error) {
 func (w *Watcher) get(ctx context.Context, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.cfg.BaseURL+path, nil)
 	if err != nil {
-		return err
+		// The URL may hold BACKSTAGE_URL's credentials: only the reason is kept.
+		return fmt.Errorf("catalog watcher: build request for %s: %w", path, stripURL(err))
 	}
 	req.Header.Set("Authorization", "Bearer "+w.cfg.Token.Reveal())
 	req.Header.Set("Accept", "application/json")
