@@ -268,7 +268,7 @@ func (j *Jobs) SaveState(ctx context.Context, jobID string, state []byte, rev ui
 	key := stateKeyPrefix + jobID
 	if rev == 0 {
 		n, err := j.state.Create(ctx, key, state)
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if IsKVConflict(err) {
 			return 0, fmt.Errorf("save state of job %s: %w: %w", jobID, ErrStateConflict, err)
 		}
 		if err != nil {
@@ -277,7 +277,7 @@ func (j *Jobs) SaveState(ctx context.Context, jobID string, state []byte, rev ui
 		return n, nil
 	}
 	n, err := j.state.Update(ctx, key, state, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if IsKVConflict(err) {
 		return 0, fmt.Errorf("save state of job %s at revision %d: %w: %w", jobID, rev, ErrStateConflict, err)
 	}
 	if err != nil {

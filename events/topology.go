@@ -182,6 +182,13 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 	}
 }
 
+// IsKVConflict reports a lost compare-and-set on a key-value bucket: a Create of a key
+// that exists or an Update of a revision that is no longer the last. A replicated
+// bucket may report either case with either error, so callers check both through here.
+func IsKVConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
 // Provision creates every stream of Streams and every bucket of Buckets that does not
 // exist yet, and updates those whose settings drifted from the table (subjects,
 // retention, limits, duplicate window, storage, replicas, description). On a setup

@@ -220,7 +220,7 @@ func (w *Watcher) acquire(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	rev, err := w.kv.Update(ctx, leaseKey, body, e.Revision())
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if events.IsKVConflict(err) {
 		w.leaseRev = 0
 		return false, nil
 	}

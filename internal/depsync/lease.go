@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdworker/pdworker/events"
 )
 
 const (
@@ -43,7 +45,7 @@ func (s *Syncer) acquire(ctx context.Context, ttl time.Duration) (uint64, bool, 
 		return 0, false, nil
 	}
 	rev, err = s.kv.Update(ctx, leaseKey, body, e.Revision())
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if events.IsKVConflict(err) {
 		return 0, false, nil
 	}
 	if err != nil {

@@ -140,7 +140,7 @@ func (st *Store) swapIndex(ctx context.Context, account, incidentID, serviceID s
 		}
 		if _, err := st.kv.Update(ctx, key, []byte(serviceID), e.Revision()); err == nil {
 			return prev, nil
-		} else if !isCASConflict(err) {
+		} else if !events.IsKVConflict(err) {
 			return "", fmt.Errorf("index incident %s: %w", incidentID, err)
 		}
 	}
@@ -172,7 +172,7 @@ func (st *Store) update(ctx context.Context, key, account, serviceID string, fn 
 		if err == nil {
 			return Applied, nil
 		}
-		if !isCASConflict(err) {
+		if !events.IsKVConflict(err) {
 			return 0, fmt.Errorf("store live view of service %s: %w", serviceID, err)
 		}
 	}
@@ -238,13 +238,6 @@ func isIncidentData(ev webhook.Event) bool {
 		Type string `json:"type"`
 	}
 	return json.Unmarshal(ev.Data, &d) == nil && d.Type == "incident"
-}
-
-// isCASConflict reports a lost compare-and-set: Create of a key that exists, or
-// Update of a revision that is no longer the last (whichever code a replicated bucket
-// reports it with).
-func isCASConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 func serviceKey(account, serviceID string) string {

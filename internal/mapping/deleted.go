@@ -3,11 +3,10 @@ package mapping
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pdworker/pdworker/events"
 )
 
 // MarkServiceDeleted records on the explicit mapping of serviceID that PagerDuty
@@ -38,7 +37,7 @@ func (s *Store) MarkServiceDeleted(ctx context.Context, account, serviceID strin
 			return false, err
 		}
 		_, err = s.mappings.Update(ctx, key, body, rev)
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if events.IsKVConflict(err) {
 			continue
 		}
 		if err != nil {

@@ -153,7 +153,7 @@ func (s *Store) Put(ctx context.Context, m Mapping) (Mapping, error) {
 		} else {
 			newRev, err = s.mappings.Update(ctx, key, body, rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if events.IsKVConflict(err) {
 			continue
 		}
 		if err != nil {
