@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/tidwall/gjson"
 
 	"github.com/pdworker/pdworker/events"
 	"github.com/pdworker/pdworker/internal/liveview"
@@ -135,7 +134,7 @@ func (h *WebhookEvents) Handle(ctx context.Context, m *Message) error {
 	if err := h.markDeleted(ctx, account, ev); err != nil {
 		return err
 	}
-	if err := h.publishEntity(ctx, account, id, ev, m.Data); err != nil {
+	if err := h.publishEntity(ctx, account, id, ev); err != nil {
 		return err
 	}
 	if err := h.seen.Mark(ctx, id); err != nil {
@@ -161,7 +160,7 @@ func (h *WebhookEvents) markDeleted(ctx context.Context, account string, ev webh
 
 // publishEntity publishes the event on pagerduty.entity.<event_type> when its service
 // maps to a Backstage entity.
-func (h *WebhookEvents) publishEntity(ctx context.Context, account, id string, ev webhook.Event, body []byte) error {
+func (h *WebhookEvents) publishEntity(ctx context.Context, account, id string, ev webhook.Event) error {
 	serviceID := ev.ServiceID()
 	if h.resolver == nil || serviceID == "" || ev.ResourceType == webhook.ResourcePagey {
 		return nil
@@ -173,9 +172,7 @@ func (h *WebhookEvents) publishEntity(ctx context.Context, account, id string, e
 	if !ok || ref == "" {
 		return nil
 	}
-	// Decode has checked that body holds an "event" object: it is passed on as sent.
-	event := json.RawMessage(gjson.GetBytes(body, "event").Raw)
-	data, err := json.Marshal(EntityEvent{EntityRef: ref, ServiceID: serviceID, Account: account, Event: event})
+	data, err := json.Marshal(EntityEvent{EntityRef: ref, ServiceID: serviceID, Account: account, Event: ev.Raw})
 	if err != nil {
 		return Permanent(err)
 	}

@@ -60,6 +60,8 @@ type Event struct {
 	Agent        json.RawMessage `json:"agent"`
 	Client       json.RawMessage `json:"client"`
 	Data         json.RawMessage `json:"data"`
+	// Raw is the event object as sent (set by Decode), for passing it on unchanged.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Reference is a PagerDuty object reference (service, user, escalation policy, team).
@@ -181,7 +183,7 @@ func Decode(body []byte) (*Envelope, error) {
 	}
 	return &Envelope{Event: Event{
 		ID: id.Str, EventType: eventType.Str, ResourceType: resourceType.Str, OccurredAt: at,
-		Agent: raw(body, agent), Client: raw(body, client), Data: raw(body, data),
+		Agent: raw(body, agent), Client: raw(body, client), Data: raw(body, data), Raw: raw(body, ev),
 	}}, nil
 }
 

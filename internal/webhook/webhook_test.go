@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +36,12 @@ func TestDecodeRealPayloads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			env, err := webhook.Decode(payload(t, tt.file))
+			body := payload(t, tt.file)
+			env, err := webhook.Decode(body)
 			require.NoError(t, err)
+			var whole struct{ Event json.RawMessage }
+			require.NoError(t, json.Unmarshal(body, &whole))
+			assert.Equal(t, string(whole.Event), string(env.Event.Raw), "the event object as sent")
 			assert.Equal(t, tt.eventType, env.Event.EventType)
 			assert.Equal(t, tt.resource, env.Event.ResourceType)
 			assert.Equal(t, tt.service, env.Event.ServiceID())
